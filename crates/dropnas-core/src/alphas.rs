@@ -1,0 +1,124 @@
+//! The architecture parameters: one alpha matrix per node, for normal and for reduction cells.
+//!
+//! They live in their own module so that they are optimised apart from the network weights
+//! (Adam on alphas, SGD on weights) from a single backward pass.
+
+use burn::module::{Module, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor, TensorData};
+
+/// Node `i` of a cell has `i + 2` incoming edges; each edge has one alpha per op.
+#[derive(Module, Debug)]
+pub struct Alphas<B: Backend> {
+    /// `normal[i]`: `[i + 2, n_ops]`.
+    pub normal: Vec<Param<Tensor<B, 2>>>,
+    /// `reduce[i]`: `[i + 2, n_ops]`.
+    pub reduce: Vec<Param<Tensor<B, 2>>>,
+}
+
+/// Which of the two alpha sets (and of the two cell types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellType {
+    Normal,
+    Reduce,
+}
+
+impl CellType {
+    pub const BOTH: [CellType; 2] = [CellType::Normal, CellType::Reduce];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CellType::Normal => "normal",
+            CellType::Reduce => "reduce",
+        }
+    }
+}
+
+/// Number of edges in a cell of `n_nodes` intermediate nodes (14 for 4 nodes).
+pub fn n_edges(n_nodes: usize) -> usize {
+    (0..n_nodes).map(|i| i + 2).sum()
+}
+
+impl<B: Backend> Alphas<B> {
+    /// `1e-3 * N(0, 1)`, as the original.
+    pub fn new(n_nodes: usize, n_ops: usize, device: &B::Device) -> Self {
+        let init = |i: usize| {
+            Param::from_tensor(Tensor::random([i + 2, n_ops], Distribution::Normal(0.0, 1e-3), device))
+        };
+        Self { normal: (0..n_nodes).map(init).collect(), reduce: (0..n_nodes).map(init).collect() }
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.normal.len()
+    }
+
+    pub fn n_ops(&self) -> usize {
+        self.normal[0].dims()[1]
+    }
+
+    pub fn of(&self, cell: CellType) -> &[Param<Tensor<B, 2>>] {
+        match cell {
+            CellType::Normal => &self.normal,
+            CellType::Reduce => &self.reduce,
+        }
+    }
+
+    /// The alphas of one cell type as host rows, one per edge (node 0's edges first).
+    pub fn rows(&self, cell: CellType) -> Vec<Vec<f32>> {
+        let mut rows = Vec::new();
+        for p in self.of(cell) {
+            let [e, n] = p.dims();
+            let v = p.val().into_data().convert::<f32>().into_vec::<f32>().expect("alpha data");
+            rows.extend((0..e).map(|i| v[i * n..(i + 1) * n].to_vec()));
+        }
+        rows
+    }
+
+    /// Replaces the values of one cell type's alphas by host rows (as from [`Self::rows`]),
+    /// keeping each parameter's id so that the optimizer state stays attached.
+    pub fn set_rows(self, cell: CellType, rows: &[Vec<f32>]) -> Self {
+        let mut offset = 0;
+        let replace = |params: Vec<Param<Tensor<B, 2>>>, offset: &mut usize| {
+            params
+                .into_iter()
+                .map(|p| {
+                    let [e, n] = p.dims();
+                    let flat: Vec<f32> = rows[*offset..*offset + e].iter().flatten().copied().collect();
+                    *offset += e;
+                    let device = p.device();
+                    p.map(move |t| {
+                        let requires_grad = t.is_require_grad();
+                        let fresh = Tensor::from_data(TensorData::new(flat, [e, n]), &device);
+                        if requires_grad { fresh.require_grad() } else { fresh }
+                    })
+                })
+                .collect()
+        };
+        match cell {
+            CellType::Normal => Self { normal: replace(self.normal, &mut offset), reduce: self.reduce },
+            CellType::Reduce => Self { reduce: replace(self.reduce, &mut offset), normal: self.normal },
+        }
+    }
+
+    /// Softmax of every edge over all its ops, per cell type: what the alpha plots show.
+    pub fn softmax_rows(&self, cell: CellType) -> Vec<Vec<f32>> {
+        self.rows(cell)
+            .into_iter()
+            .map(|row| {
+                let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f64> = row.iter().map(|&a| ((a - m) as f64).exp()).collect();
+                let s: f64 = e.iter().sum();
+                e.iter().map(|v| (v / s) as f32).collect()
+            })
+            .collect()
+    }
+}
+
+/// Mixing weights of one node: softmax over the kept ops of each edge only (dropped ops get
+/// weight 0 and no gradient). `keep` has one 0/1 row per edge.
+pub fn masked_softmax<B: Backend>(alpha: Tensor<B, 2>, keep: Tensor<B, 2>) -> Tensor<B, 2> {
+    // Shifting by the row max changes nothing mathematically and keeps exp() finite.
+    let shift = alpha.clone().detach().max_dim(1);
+    let e = (alpha - shift).exp() * keep;
+    e.clone() / e.sum_dim(1)
+}

@@ -1,0 +1,83 @@
+//! A bias-free 2-D convolution: every convolution of the DARTS family has no bias.
+//!
+//! Kept as our own module (instead of `burn::nn::conv::Conv2d`) so that the weight layout and
+//! initialisation are PyTorch's by construction and the forward is one call we can specialise.
+
+use burn::module::{Initializer, Module, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::Tensor;
+
+#[derive(Module, Debug)]
+pub struct Conv2d<B: Backend> {
+    /// `[out, in / groups, kh, kw]`, as PyTorch.
+    pub weight: Param<Tensor<B, 4>>,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+/// Shape and hyper-parameters of a [`Conv2d`].
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl ConvSpec {
+    /// A square `k x k` convolution with the given stride and padding.
+    pub fn square(c_in: usize, c_out: usize, k: usize, stride: usize, padding: usize) -> Self {
+        Self {
+            c_in,
+            c_out,
+            kernel: [k, k],
+            stride: [stride, stride],
+            padding: [padding, padding],
+            dilation: [1, 1],
+            groups: 1,
+        }
+    }
+
+    /// A depthwise `k x k` convolution (one filter per channel).
+    pub fn depthwise(c: usize, k: usize, stride: usize, padding: usize, dilation: usize) -> Self {
+        Self {
+            dilation: [dilation, dilation],
+            groups: c,
+            ..Self::square(c, c, k, stride, padding)
+        }
+    }
+
+    pub fn init<B: Backend>(self, device: &B::Device) -> Conv2d<B> {
+        let shape = [self.c_out, self.c_in / self.groups, self.kernel[0], self.kernel[1]];
+        let fan_in = shape[1] * shape[2] * shape[3];
+        let fan_out = self.c_out / self.groups * shape[2] * shape[3];
+        // PyTorch's default: kaiming_uniform(a = sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+        let weight = Initializer::KaimingUniform { gain: 1.0 / 3f64.sqrt(), fan_out_only: false }
+            .init_with(shape, Some(fan_in), Some(fan_out), device);
+        Conv2d {
+            weight,
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+        }
+    }
+}
+
+impl<B: Backend> Conv2d<B> {
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        conv2d(
+            x,
+            self.weight.val(),
+            None,
+            ConvOptions::new(self.stride, self.padding, self.dilation, self.groups),
+        )
+    }
+}

@@ -1,0 +1,30 @@
+//! # dropnas-core
+//!
+//! The DropNAS model, written once against Burn's `Backend` trait: the DARTS operations
+//! ([`ops`]), search spaces as data ([`search_space`]), grouped operation dropout
+//! ([`dropout`]), the mixed op and search network with its alphas ([`mixed_op`],
+//! [`search_network`], [`alphas`]), the augment network with drop path and auxiliary head
+//! ([`augment_network`]), and genotypes ([`genotype`]). No I/O lives here.
+
+pub mod alphas;
+pub mod augment_cell;
+pub mod augment_network;
+pub mod aux_head;
+pub mod batch_norm;
+pub mod conv;
+pub mod drop_path;
+pub mod dropout;
+pub mod genotype;
+pub mod mixed_op;
+pub mod ops;
+pub mod params;
+pub mod search_cell;
+pub mod search_network;
+pub mod search_space;
+
+pub use alphas::{Alphas, CellType};
+pub use augment_network::{AugmentNetwork, AugmentNetworkConfig};
+pub use dropout::{CellMask, GroupedDropout, StepMasks};
+pub use genotype::Genotype;
+pub use search_network::{SearchNetwork, SearchNetworkConfig, Supernet};
+pub use search_space::{OpKind, SearchSpace};

@@ -1,0 +1,46 @@
+//! The mixed op of a search-cell edge: a weighted sum of the kept candidate ops.
+
+use crate::ops::Op;
+use crate::search_space::SearchSpace;
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+#[derive(Module, Debug)]
+pub struct MixedOp<B: Backend> {
+    /// One op per column of the search space, in column order.
+    pub ops: Vec<Op<B>>,
+}
+
+impl<B: Backend> MixedOp<B> {
+    pub fn new(space: &SearchSpace, c: usize, stride: usize, device: &B::Device) -> Self {
+        Self { ops: space.ops.iter().map(|&k| Op::new(k, c, stride, false, device)).collect() }
+    }
+
+    /// `sum over kept k of weights[k] * op_k(x)`; `weights` is this edge's row `[n_ops]`.
+    ///
+    /// Dropped ops are not evaluated at all (that is where DropNAS saves its time), and neither
+    /// is `none`: its term is exactly zero in value and in gradient.
+    pub fn forward(&self, x: Tensor<B, 4>, weights: Tensor<B, 1>, keep: &[bool]) -> Tensor<B, 4> {
+        let mut out: Option<Tensor<B, 4>> = None;
+        for (k, op) in self.ops.iter().enumerate() {
+            if !keep[k] || op.is_zero() {
+                continue;
+            }
+            let w = weights.clone().slice([k..k + 1]).reshape([1, 1, 1, 1]);
+            let term = op.forward(x.clone()) * w;
+            out = Some(match out {
+                Some(acc) => acc + term,
+                None => term,
+            });
+        }
+        // Only `none` kept: the edge contributes a zero of the output shape.
+        match out {
+            Some(out) => out,
+            None => {
+                let zero = self.ops.iter().find(|op| op.is_zero());
+                zero.expect("an edge keeps at least one op").forward(x)
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The candidate operations of DARTS/DropNAS, built from [`OpKind`] (the op table).
+//!
+//! Field names follow PyTorch naming so that a state dict maps onto these modules path by path.
+
+use crate::batch_norm::BatchNorm2d;
+use crate::conv::{Conv2d, ConvSpec};
+use crate::search_space::OpKind;
+use burn::module::Module;
+use burn::tensor::activation::relu;
+use burn::tensor::backend::Backend;
+use burn::tensor::module::{avg_pool2d, max_pool2d};
+use burn::tensor::Tensor;
+
+/// ReLU - 1x1 conv - BN: the cell input preprocessing.
+#[derive(Module, Debug)]
+pub struct StdConv<B: Backend> {
+    pub conv: Conv2d<B>,
+    pub bn: BatchNorm2d<B>,
+}
+
+impl<B: Backend> StdConv<B> {
+    pub fn new(c_in: usize, c_out: usize, affine: bool, device: &B::Device) -> Self {
+        Self {
+            conv: ConvSpec::square(c_in, c_out, 1, 1, 0).init(device),
+            bn: BatchNorm2d::new(c_out, affine, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.bn.forward(self.conv.forward(relu(x)))
+    }
+}
+
+/// Halves the spatial size with two offset 1x1 stride-2 convolutions, concatenated.
+#[derive(Module, Debug)]
+pub struct FactorizedReduce<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub conv2: Conv2d<B>,
+    pub bn: BatchNorm2d<B>,
+}
+
+impl<B: Backend> FactorizedReduce<B> {
+    pub fn new(c_in: usize, c_out: usize, affine: bool, device: &B::Device) -> Self {
+        Self {
+            conv1: ConvSpec::square(c_in, c_out / 2, 1, 2, 0).init(device),
+            conv2: ConvSpec::square(c_in, c_out / 2, 1, 2, 0).init(device),
+            bn: BatchNorm2d::new(c_out, affine, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let x = relu(x);
+        let [n, c, h, w] = x.dims();
+        let shifted = x.clone().slice([0..n, 0..c, 1..h, 1..w]);
+        let out = Tensor::cat(vec![self.conv1.forward(x), self.conv2.forward(shifted)], 1);
+        self.bn.forward(out)
+    }
+}
+
+/// ReLU - depthwise (possibly dilated) conv - pointwise conv - BN.
+#[derive(Module, Debug)]
+pub struct DilConv<B: Backend> {
+    pub depthwise: Conv2d<B>,
+    pub pointwise: Conv2d<B>,
+    pub bn: BatchNorm2d<B>,
+}
+
+impl<B: Backend> DilConv<B> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+        affine: bool,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            depthwise: ConvSpec::depthwise(c_in, kernel, stride, padding, dilation).init(device),
+            pointwise: ConvSpec::square(c_in, c_out, 1, 1, 0).init(device),
+            bn: BatchNorm2d::new(c_out, affine, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.bn.forward(self.pointwise.forward(self.depthwise.forward(relu(x))))
+    }
+}
+
+/// Two [`DilConv`]s with dilation 1; only the first one strides.
+#[derive(Module, Debug)]
+pub struct SepConv<B: Backend> {
+    pub first: DilConv<B>,
+    pub second: DilConv<B>,
+}
+
+impl<B: Backend> SepConv<B> {
+    pub fn new(c: usize, kernel: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
+        let padding = kernel / 2;
+        Self {
+            first: DilConv::new(c, c, kernel, stride, padding, 1, affine, device),
+            second: DilConv::new(c, c, kernel, 1, padding, 1, affine, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.second.forward(self.first.forward(x))
+    }
+}
+
+/// ReLU - 1x7 conv - 7x1 conv - BN, as in DARTS (the stride is split over the two convs).
+///
+/// pt.darts' `FacConv` pads both dimensions of both convolutions and so changes the feature
+/// size; no DropNAS search space contains this op, and we keep DARTS's shape-preserving form.
+#[derive(Module, Debug)]
+pub struct FacConv<B: Backend> {
+    pub conv_1x7: Conv2d<B>,
+    pub conv_7x1: Conv2d<B>,
+    pub bn: BatchNorm2d<B>,
+}
+
+impl<B: Backend> FacConv<B> {
+    pub fn new(c: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
+        let conv_1x7 = ConvSpec {
+            kernel: [1, 7],
+            stride: [1, stride],
+            padding: [0, 3],
+            ..ConvSpec::square(c, c, 1, 1, 0)
+        };
+        let conv_7x1 = ConvSpec {
+            kernel: [7, 1],
+            stride: [stride, 1],
+            padding: [3, 0],
+            ..ConvSpec::square(c, c, 1, 1, 0)
+        };
+        Self {
+            conv_1x7: conv_1x7.init(device),
+            conv_7x1: conv_7x1.init(device),
+            bn: BatchNorm2d::new(c, affine, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.bn.forward(self.conv_7x1.forward(self.conv_1x7.forward(relu(x))))
+    }
+}
+
+/// 3x3 pooling (stride s, padding 1) then BN. Average pooling does not count the padding.
+#[derive(Module, Debug)]
+pub struct PoolBn<B: Backend> {
+    pub bn: BatchNorm2d<B>,
+    pub stride: usize,
+}
+
+impl<B: Backend> PoolBn<B> {
+    pub fn new(c: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
+        Self { bn: BatchNorm2d::new(c, affine, device), stride }
+    }
+
+    pub fn forward_avg(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let s = self.stride;
+        self.bn.forward(avg_pool2d(x, [3, 3], [s, s], [1, 1], false, false))
+    }
+
+    pub fn forward_max(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let s = self.stride;
+        self.bn.forward(max_pool2d(x, [3, 3], [s, s], [1, 1], [1, 1], false))
+    }
+}
+
+/// The `none` op: a zero of the (strided) output shape.
+#[derive(Module, Debug, Clone)]
+pub struct Zero {
+    pub stride: usize,
+}
+
+/// One candidate operation. `skip_connect` is an [`Op::Identity`] at stride 1 and a
+/// [`Op::FactorizedReduce`] at stride 2.
+#[derive(Module, Debug)]
+pub enum Op<B: Backend> {
+    Zero(Zero),
+    AvgPool(PoolBn<B>),
+    MaxPool(PoolBn<B>),
+    Identity(Zero),
+    FactorizedReduce(FactorizedReduce<B>),
+    SepConv(SepConv<B>),
+    DilConv(DilConv<B>),
+    FacConv(FacConv<B>),
+}
+
+impl<B: Backend> Op<B> {
+    /// Builds `kind` on `c` channels. `affine` is false in search cells, true in augment cells.
+    pub fn new(kind: OpKind, c: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
+        match kind {
+            OpKind::None => Op::Zero(Zero { stride }),
+            OpKind::AvgPool3x3 => Op::AvgPool(PoolBn::new(c, stride, affine, device)),
+            OpKind::MaxPool3x3 => Op::MaxPool(PoolBn::new(c, stride, affine, device)),
+            OpKind::SkipConnect if stride == 1 => Op::Identity(Zero { stride: 1 }),
+            OpKind::SkipConnect => Op::FactorizedReduce(FactorizedReduce::new(c, c, affine, device)),
+            OpKind::SepConv3x3 => Op::SepConv(SepConv::new(c, 3, stride, affine, device)),
+            OpKind::SepConv5x5 => Op::SepConv(SepConv::new(c, 5, stride, affine, device)),
+            OpKind::SepConv7x7 => Op::SepConv(SepConv::new(c, 7, stride, affine, device)),
+            OpKind::DilConv3x3 => Op::DilConv(DilConv::new(c, c, 3, stride, 2, 2, affine, device)),
+            OpKind::DilConv5x5 => Op::DilConv(DilConv::new(c, c, 5, stride, 4, 2, affine, device)),
+            OpKind::Conv7x1_1x7 => Op::FacConv(FacConv::new(c, stride, affine, device)),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        match self {
+            Op::Zero(z) => {
+                let [n, c, h, w] = x.dims();
+                let s = z.stride;
+                Tensor::zeros([n, c, h.div_ceil(s), w.div_ceil(s)], &x.device())
+            }
+            Op::AvgPool(p) => p.forward_avg(x),
+            Op::MaxPool(p) => p.forward_max(x),
+            Op::Identity(_) => x,
+            Op::FactorizedReduce(f) => f.forward(x),
+            Op::SepConv(s) => s.forward(x),
+            Op::DilConv(d) => d.forward(x),
+            Op::FacConv(f) => f.forward(x),
+        }
+    }
+
+    pub fn is_identity(&self) -> bool {
+        matches!(self, Op::Identity(_))
+    }
+
+    pub fn is_zero(&self) -> bool {
+        matches!(self, Op::Zero(_))
+    }
+}

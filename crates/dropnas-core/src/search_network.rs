@@ -1,0 +1,141 @@
+//! The search network (supernet): stem, `L` search cells with reductions at `L/3` and `2L/3`,
+//! global pooling and a linear classifier; plus [`Supernet`], the network with its alphas.
+
+use crate::alphas::{masked_softmax, Alphas, CellType};
+use crate::batch_norm::BatchNorm2d;
+use crate::conv::{Conv2d, ConvSpec};
+use crate::dropout::{CellMask, StepMasks};
+use crate::search_cell::SearchCell;
+use crate::search_space::SearchSpace;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::backend::Backend;
+use burn::tensor::module::adaptive_avg_pool2d;
+use burn::tensor::{Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// 3x3 conv (in -> 3C) then affine BN; shared by the search and augment networks.
+#[derive(Module, Debug)]
+pub struct Stem<B: Backend> {
+    pub conv: Conv2d<B>,
+    pub bn: BatchNorm2d<B>,
+}
+
+impl<B: Backend> Stem<B> {
+    pub fn new(c_in: usize, c_out: usize, device: &B::Device) -> Self {
+        Self { conv: ConvSpec::square(c_in, c_out, 3, 1, 1).init(device), bn: BatchNorm2d::new(c_out, true, device) }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.bn.forward(self.conv.forward(x))
+    }
+}
+
+/// Whether cell `i` of `layers` is a reduction cell (channels double, size halves).
+pub fn is_reduction(i: usize, layers: usize) -> bool {
+    i == layers / 3 || i == 2 * layers / 3
+}
+
+/// The shape of a search network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchNetworkConfig {
+    pub input_channels: usize,
+    pub init_channels: usize,
+    pub n_classes: usize,
+    pub layers: usize,
+    pub n_nodes: usize,
+    pub stem_multiplier: usize,
+    pub space: SearchSpace,
+}
+
+impl SearchNetworkConfig {
+    pub fn new(input_channels: usize, init_channels: usize, n_classes: usize, layers: usize, space: SearchSpace) -> Self {
+        Self { input_channels, init_channels, n_classes, layers, n_nodes: 4, stem_multiplier: 3, space }
+    }
+
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Supernet<B> {
+        Supernet { net: SearchNetwork::new(self, device), alphas: Alphas::new(self.n_nodes, self.space.n_ops(), device) }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct SearchNetwork<B: Backend> {
+    pub stem: Stem<B>,
+    pub cells: Vec<SearchCell<B>>,
+    pub linear: Linear<B>,
+}
+
+impl<B: Backend> SearchNetwork<B> {
+    pub fn new(cfg: &SearchNetworkConfig, device: &B::Device) -> Self {
+        let c_stem = cfg.stem_multiplier * cfg.init_channels;
+        let (mut c_pp, mut c_p, mut c) = (c_stem, c_stem, cfg.init_channels);
+        let mut reduction_p = false;
+        let mut cells = Vec::with_capacity(cfg.layers);
+        for i in 0..cfg.layers {
+            let reduction = is_reduction(i, cfg.layers);
+            if reduction {
+                c *= 2;
+            }
+            cells.push(SearchCell::new(&cfg.space, cfg.n_nodes, c_pp, c_p, c, reduction_p, reduction, device));
+            reduction_p = reduction;
+            (c_pp, c_p) = (c_p, c * cfg.n_nodes);
+        }
+        Self {
+            stem: Stem::new(cfg.input_channels, c_stem, device),
+            cells,
+            linear: LinearConfig::new(c_p, cfg.n_classes).init(device),
+        }
+    }
+
+    /// `weights_*[i]`: node `i`'s mixing weights for the normal and the reduction cells.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 4>,
+        weights_normal: &[Tensor<B, 2>],
+        weights_reduce: &[Tensor<B, 2>],
+        masks: &StepMasks,
+    ) -> Tensor<B, 2> {
+        let s = self.stem.forward(x);
+        let (mut s0, mut s1) = (s.clone(), s);
+        for cell in &self.cells {
+            let (weights, mask) =
+                if cell.reduction { (weights_reduce, &masks.reduce) } else { (weights_normal, &masks.normal) };
+            let next = cell.forward(s0, s1.clone(), weights, mask);
+            (s0, s1) = (s1, next);
+        }
+        let pooled = adaptive_avg_pool2d(s1, [1, 1]).flatten::<2>(1, 3);
+        self.linear.forward(pooled)
+    }
+}
+
+/// The search network and its architecture parameters.
+#[derive(Module, Debug)]
+pub struct Supernet<B: Backend> {
+    pub net: SearchNetwork<B>,
+    pub alphas: Alphas<B>,
+}
+
+impl<B: Backend> Supernet<B> {
+    /// Mixing weights of every node of one cell type under a mask: softmax over kept ops.
+    pub fn mixing_weights(&self, cell: CellType, mask: &CellMask) -> Vec<Tensor<B, 2>> {
+        self.alphas
+            .of(cell)
+            .iter()
+            .enumerate()
+            .map(|(i, alpha)| {
+                let rows = mask.node(i);
+                let [e, n] = alpha.dims();
+                let flat: Vec<f32> = rows.iter().flatten().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+                let keep = Tensor::from_data(TensorData::new(flat, [e, n]), &alpha.device());
+                masked_softmax(alpha.val(), keep)
+            })
+            .collect()
+    }
+
+    /// Logits of a batch under this step's masks.
+    pub fn forward(&self, x: Tensor<B, 4>, masks: &StepMasks) -> Tensor<B, 2> {
+        let wn = self.mixing_weights(CellType::Normal, &masks.normal);
+        let wr = self.mixing_weights(CellType::Reduce, &masks.reduce);
+        self.net.forward(x, &wn, &wr, masks)
+    }
+}
