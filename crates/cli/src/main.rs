@@ -1,1 +1,82 @@
-fn main() {}
+//! `dropnas`: DropNAS architecture search, retraining and evaluation on Burn.
+
+mod commands;
+mod device;
+mod genotype_arg;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// An error in what the user asked for (a bad flag value, a malformed genotype, missing data):
+/// reported without a backtrace, exit code 2.
+#[derive(Debug)]
+pub struct UserError(String);
+
+impl UserError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+impl std::fmt::Display for UserError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UserError {}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dropnas",
+    version,
+    about = "DropNAS: grouped operation dropout for one-level DARTS, on Burn"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parameter counts of an augment network (--genotype) or of the search supernet (--search)
+    Info(commands::info::InfoArgs),
+    /// Search a cell architecture with one-level DropNAS
+    Search(Box<commands::search::SearchArgs>),
+    /// List, show and check genotypes
+    #[command(subcommand)]
+    Genotype(commands::genotype::GenotypeCommand),
+}
+
+/// Console logging through tracing: `RUST_LOG` sets the verbosity (default `info`).
+fn init_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Info(args) => commands::info::run(args),
+        Command::Search(args) => commands::search::run(*args),
+        Command::Genotype(cmd) => commands::genotype::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if e.downcast_ref::<UserError>().is_some() {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            } else {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}

@@ -1,12 +1,12 @@
 //! An augment cell: the discrete cell of a genotype, with drop path on every non-identity op.
 
-use crate::drop_path::{drop_path, DropPathSource};
+use crate::drop_path::{DropPathSource, drop_path};
 use crate::genotype::Genotype;
 use crate::ops::{Op, StdConv};
 use crate::search_cell::Preproc;
 use burn::module::Module;
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 
 /// One genotype edge: an op reading state `input`.
 #[derive(Module, Debug)]
@@ -26,7 +26,15 @@ pub struct AugmentCell<B: Backend> {
 }
 
 impl<B: Backend> AugmentCell<B> {
-    pub fn new(genotype: &Genotype, c_pp: usize, c_p: usize, c: usize, reduction_p: bool, reduction: bool, device: &B::Device) -> Self {
+    pub fn new(
+        genotype: &Genotype,
+        c_pp: usize,
+        c_p: usize,
+        c: usize,
+        reduction_p: bool,
+        reduction: bool,
+        device: &B::Device,
+    ) -> Self {
         let (nodes, concat) = genotype.cell(reduction);
         let dag = nodes
             .iter()
@@ -35,7 +43,10 @@ impl<B: Backend> AugmentCell<B> {
                     .iter()
                     .map(|&(kind, input)| {
                         let stride = if reduction && input < 2 { 2 } else { 1 };
-                        AugmentEdge { op: Op::new(kind, c, stride, true, device), input }
+                        AugmentEdge {
+                            op: Op::new(kind, c, stride, true, device),
+                            input,
+                        }
                     })
                     .collect()
             })
@@ -54,7 +65,12 @@ impl<B: Backend> AugmentCell<B> {
         self.concat.len()
     }
 
-    pub fn forward(&self, s0: Tensor<B, 4>, s1: Tensor<B, 4>, drop: &mut dyn DropPathSource) -> Tensor<B, 4> {
+    pub fn forward(
+        &self,
+        s0: Tensor<B, 4>,
+        s1: Tensor<B, 4>,
+        drop: &mut dyn DropPathSource,
+    ) -> Tensor<B, 4> {
         let mut states = vec![self.preproc0.forward(s0), self.preproc1.forward(s1)];
         for edges in &self.dag {
             let mut node: Option<Tensor<B, 4>> = None;

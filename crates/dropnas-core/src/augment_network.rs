@@ -1,15 +1,15 @@
 //! The augment network: a genotype's cells stacked `L` deep, trained from scratch.
 
 use crate::augment_cell::AugmentCell;
-use crate::aux_head::{check_aux_side, AuxHead};
+use crate::aux_head::{AuxHead, check_aux_side};
 use crate::drop_path::DropPathSource;
 use crate::genotype::Genotype;
-use crate::search_network::{is_reduction, Stem};
+use crate::search_network::{Stem, is_reduction};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::adaptive_avg_pool2d;
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 /// The shape of an augment network. Saved with every checkpoint, so that a checkpoint alone
@@ -36,7 +36,16 @@ impl AugmentNetworkConfig {
         auxiliary: bool,
         genotype: Genotype,
     ) -> Self {
-        Self { input_size, input_channels, init_channels, n_classes, layers, auxiliary, stem_multiplier: 3, genotype }
+        Self {
+            input_size,
+            input_channels,
+            init_channels,
+            n_classes,
+            layers,
+            auxiliary,
+            stem_multiplier: 3,
+            genotype,
+        }
     }
 
     /// Cell index after which the auxiliary head reads, if any.
@@ -81,7 +90,8 @@ impl<B: Backend> AugmentNetwork<B> {
             if reduction {
                 c *= 2;
             }
-            let cell = AugmentCell::new(&cfg.genotype, c_pp, c_p, c, reduction_p, reduction, device);
+            let cell =
+                AugmentCell::new(&cfg.genotype, c_pp, c_p, c, reduction_p, reduction, device);
             reduction_p = reduction;
             (c_pp, c_p) = (c_p, c * cell.multiplier());
             cells.push(cell);
@@ -99,7 +109,12 @@ impl<B: Backend> AugmentNetwork<B> {
     }
 
     /// Logits, and the auxiliary logits when `with_aux` (training) and the head exists.
-    pub fn forward(&self, x: Tensor<B, 4>, drop: &mut dyn DropPathSource, with_aux: bool) -> (Tensor<B, 2>, Option<Tensor<B, 2>>) {
+    pub fn forward(
+        &self,
+        x: Tensor<B, 4>,
+        drop: &mut dyn DropPathSource,
+        with_aux: bool,
+    ) -> (Tensor<B, 2>, Option<Tensor<B, 2>>) {
         let s = self.stem.forward(x);
         let (mut s0, mut s1) = (s.clone(), s);
         let mut aux = None;

@@ -4,10 +4,10 @@ use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
+use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::avg_pool2d;
-use burn::tensor::Tensor;
 
 /// ReLU, AvgPool(5, stride side-5) to 2x2, 1x1 conv C->128, BN, ReLU, 2x2 conv 128->768, BN,
 /// ReLU, linear 768->classes.

@@ -8,8 +8,8 @@
 //! on an autodiff backend, running statistics on the inner backend (`model.valid()`).
 
 use burn::module::{Module, Param, RunningState};
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 
 pub const BN_MOMENTUM: f64 = 0.1;
 pub const BN_EPS: f64 = 1e-5;
@@ -48,20 +48,32 @@ impl<B: Backend> BatchNorm2d<B> {
         let (mean, var) = if B::ad_enabled(&device) {
             let count = (n * h * w) as f64;
             let mean = x.clone().mean_dim(3).mean_dim(2).mean_dim(0);
-            let var = (x.clone() - mean.clone()).square().mean_dim(3).mean_dim(2).mean_dim(0);
+            let var = (x.clone() - mean.clone())
+                .square()
+                .mean_dim(3)
+                .mean_dim(2)
+                .mean_dim(0);
             // PyTorch keeps the unbiased variance in its running estimate.
             let unbiased = var.clone().detach().reshape([c]) * (count / (count - 1.0).max(1.0));
-            let running_mean = self.running_mean.value_sync().to_device(&device) * (1.0 - BN_MOMENTUM)
+            let running_mean = self.running_mean.value_sync().to_device(&device)
+                * (1.0 - BN_MOMENTUM)
                 + mean.clone().detach().reshape([c]) * BN_MOMENTUM;
-            let running_var = self.running_var.value_sync().to_device(&device) * (1.0 - BN_MOMENTUM)
+            let running_var = self.running_var.value_sync().to_device(&device)
+                * (1.0 - BN_MOMENTUM)
                 + unbiased * BN_MOMENTUM;
             self.running_mean.update(running_mean.detach());
             self.running_var.update(running_var.detach());
             (mean, var)
         } else {
             (
-                self.running_mean.value().to_device(&device).reshape([1, c, 1, 1]),
-                self.running_var.value().to_device(&device).reshape([1, c, 1, 1]),
+                self.running_mean
+                    .value()
+                    .to_device(&device)
+                    .reshape([1, c, 1, 1]),
+                self.running_var
+                    .value()
+                    .to_device(&device)
+                    .reshape([1, c, 1, 1]),
             )
         };
         let x = (x - mean) / (var + BN_EPS).sqrt();

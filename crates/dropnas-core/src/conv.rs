@@ -4,10 +4,10 @@
 //! initialisation are PyTorch's by construction and the forward is one call we can specialise.
 
 use burn::module::{Initializer, Module, Param};
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::Tensor;
 
 #[derive(Module, Debug)]
 pub struct Conv2d<B: Backend> {
@@ -55,12 +55,20 @@ impl ConvSpec {
     }
 
     pub fn init<B: Backend>(self, device: &B::Device) -> Conv2d<B> {
-        let shape = [self.c_out, self.c_in / self.groups, self.kernel[0], self.kernel[1]];
+        let shape = [
+            self.c_out,
+            self.c_in / self.groups,
+            self.kernel[0],
+            self.kernel[1],
+        ];
         let fan_in = shape[1] * shape[2] * shape[3];
         let fan_out = self.c_out / self.groups * shape[2] * shape[3];
         // PyTorch's default: kaiming_uniform(a = sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-        let weight = Initializer::KaimingUniform { gain: 1.0 / 3f64.sqrt(), fan_out_only: false }
-            .init_with(shape, Some(fan_in), Some(fan_out), device);
+        let weight = Initializer::KaimingUniform {
+            gain: 1.0 / 3f64.sqrt(),
+            fan_out_only: false,
+        }
+        .init_with(shape, Some(fan_in), Some(fan_out), device);
         Conv2d {
             weight,
             stride: self.stride,

@@ -18,9 +18,13 @@ pub mod genotype;
 pub mod mixed_op;
 pub mod ops;
 pub mod params;
+#[cfg(test)]
+mod reference_tests;
 pub mod search_cell;
 pub mod search_network;
 pub mod search_space;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use alphas::{Alphas, CellType};
 pub use augment_network::{AugmentNetwork, AugmentNetworkConfig};

@@ -3,8 +3,8 @@
 use crate::ops::Op;
 use crate::search_space::SearchSpace;
 use burn::module::Module;
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 
 #[derive(Module, Debug)]
 pub struct MixedOp<B: Backend> {
@@ -14,7 +14,13 @@ pub struct MixedOp<B: Backend> {
 
 impl<B: Backend> MixedOp<B> {
     pub fn new(space: &SearchSpace, c: usize, stride: usize, device: &B::Device) -> Self {
-        Self { ops: space.ops.iter().map(|&k| Op::new(k, c, stride, false, device)).collect() }
+        Self {
+            ops: space
+                .ops
+                .iter()
+                .map(|&k| Op::new(k, c, stride, false, device))
+                .collect(),
+        }
     }
 
     /// `sum over kept k of weights[k] * op_k(x)`; `weights` is this edge's row `[n_ops]`.

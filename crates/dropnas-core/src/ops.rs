@@ -6,10 +6,10 @@ use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
 use crate::search_space::OpKind;
 use burn::module::Module;
+use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{avg_pool2d, max_pool2d};
-use burn::tensor::Tensor;
 
 /// ReLU - 1x1 conv - BN: the cell input preprocessing.
 #[derive(Module, Debug)]
@@ -85,7 +85,8 @@ impl<B: Backend> DilConv<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.pointwise.forward(self.depthwise.forward(relu(x))))
+        self.bn
+            .forward(self.pointwise.forward(self.depthwise.forward(relu(x))))
     }
 }
 
@@ -143,7 +144,8 @@ impl<B: Backend> FacConv<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.conv_7x1.forward(self.conv_1x7.forward(relu(x))))
+        self.bn
+            .forward(self.conv_7x1.forward(self.conv_1x7.forward(relu(x))))
     }
 }
 
@@ -156,17 +158,22 @@ pub struct PoolBn<B: Backend> {
 
 impl<B: Backend> PoolBn<B> {
     pub fn new(c: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
-        Self { bn: BatchNorm2d::new(c, affine, device), stride }
+        Self {
+            bn: BatchNorm2d::new(c, affine, device),
+            stride,
+        }
     }
 
     pub fn forward_avg(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let s = self.stride;
-        self.bn.forward(avg_pool2d(x, [3, 3], [s, s], [1, 1], false, false))
+        self.bn
+            .forward(avg_pool2d(x, [3, 3], [s, s], [1, 1], false, false))
     }
 
     pub fn forward_max(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let s = self.stride;
-        self.bn.forward(max_pool2d(x, [3, 3], [s, s], [1, 1], [1, 1], false))
+        self.bn
+            .forward(max_pool2d(x, [3, 3], [s, s], [1, 1], [1, 1], false))
     }
 }
 
@@ -198,7 +205,9 @@ impl<B: Backend> Op<B> {
             OpKind::AvgPool3x3 => Op::AvgPool(PoolBn::new(c, stride, affine, device)),
             OpKind::MaxPool3x3 => Op::MaxPool(PoolBn::new(c, stride, affine, device)),
             OpKind::SkipConnect if stride == 1 => Op::Identity(Zero { stride: 1 }),
-            OpKind::SkipConnect => Op::FactorizedReduce(FactorizedReduce::new(c, c, affine, device)),
+            OpKind::SkipConnect => {
+                Op::FactorizedReduce(FactorizedReduce::new(c, c, affine, device))
+            }
             OpKind::SepConv3x3 => Op::SepConv(SepConv::new(c, 3, stride, affine, device)),
             OpKind::SepConv5x5 => Op::SepConv(SepConv::new(c, 5, stride, affine, device)),
             OpKind::SepConv7x7 => Op::SepConv(SepConv::new(c, 7, stride, affine, device)),
@@ -231,5 +240,53 @@ impl<B: Backend> Op<B> {
 
     pub fn is_zero(&self) -> bool {
         matches!(self, Op::Zero(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search_space::OpKind;
+    use burn::backend::Flex;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn every_op_keeps_shape_at_stride_1_and_halves_it_at_stride_2() {
+        let device = Default::default();
+        for (kind, name, _) in OpKind::ALL {
+            for (stride, side) in [(1usize, 8usize), (2, 8), (2, 7)] {
+                let op = Op::<Flex>::new(kind, 6, stride, false, &device);
+                let x =
+                    Tensor::<Flex, 4>::random([2, 6, side, side], Distribution::Default, &device);
+                let out = side.div_ceil(stride);
+                // FactorizedReduce (skip_connect at stride 2) needs an even side, as in DARTS.
+                if kind == OpKind::SkipConnect && stride == 2 && side % 2 == 1 {
+                    continue;
+                }
+                assert_eq!(
+                    op.forward(x).dims(),
+                    [2, 6, out, out],
+                    "{name} stride {stride} side {side}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn preprocessing_ops_map_channels() {
+        let device = Default::default();
+        let x = Tensor::<Flex, 4>::random([2, 5, 8, 8], Distribution::Default, &device);
+        assert_eq!(
+            StdConv::<Flex>::new(5, 7, false, &device)
+                .forward(x.clone())
+                .dims(),
+            [2, 7, 8, 8]
+        );
+        assert_eq!(
+            FactorizedReduce::<Flex>::new(5, 6, true, &device)
+                .forward(x)
+                .dims(),
+            [2, 6, 4, 4]
+        );
     }
 }

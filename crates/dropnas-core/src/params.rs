@@ -5,8 +5,8 @@
 //! dict of the reference implementation.
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 
 /// One float tensor of a module: path, id, shape, and whether it is a running statistic
 /// (BatchNorm's running mean/var are stored like parameters but are not trained).
@@ -32,7 +32,8 @@ struct PathCollector {
 
 impl<B: Backend> ModuleVisitor<B> for PathCollector {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.stack.push((name.to_string(), container_type.starts_with("Enum:")));
+        self.stack
+            .push((name.to_string(), container_type.starts_with("Enum:")));
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -40,7 +41,12 @@ impl<B: Backend> ModuleVisitor<B> for PathCollector {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let path: Vec<&str> = self.stack.iter().filter(|(_, is_enum)| !is_enum).map(|(n, _)| n.as_str()).collect();
+        let path: Vec<&str> = self
+            .stack
+            .iter()
+            .filter(|(_, is_enum)| !is_enum)
+            .map(|(n, _)| n.as_str())
+            .collect();
         let last = path.last().copied().unwrap_or("");
         self.out.push(ParamInfo {
             path: path.join("."),
@@ -61,5 +67,9 @@ pub fn param_infos<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamInfo> {
 /// Number of trainable scalars (running statistics excluded), like PyTorch's
 /// `sum(p.numel() for p in model.parameters())`.
 pub fn count_params<B: Backend, M: Module<B>>(module: &M) -> usize {
-    param_infos::<B, M>(module).iter().filter(|p| !p.is_running_stat).map(ParamInfo::numel).sum()
+    param_infos::<B, M>(module)
+        .iter()
+        .filter(|p| !p.is_running_stat)
+        .map(ParamInfo::numel)
+        .sum()
 }

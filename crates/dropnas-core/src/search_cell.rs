@@ -5,8 +5,8 @@ use crate::mixed_op::MixedOp;
 use crate::ops::{FactorizedReduce, StdConv};
 use crate::search_space::SearchSpace;
 use burn::module::Module;
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 
 /// Preprocessing of the cell's first input: a FactorizedReduce after a reduction cell (the
 /// input two cells back is then twice as large), else a 1x1 StdConv.
@@ -17,7 +17,13 @@ pub enum Preproc<B: Backend> {
 }
 
 impl<B: Backend> Preproc<B> {
-    pub fn new(c_in: usize, c_out: usize, reduction_p: bool, affine: bool, device: &B::Device) -> Self {
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        reduction_p: bool,
+        affine: bool,
+        device: &B::Device,
+    ) -> Self {
         if reduction_p {
             Preproc::Reduce(FactorizedReduce::new(c_in, c_out, affine, device))
         } else {
@@ -74,7 +80,13 @@ impl<B: Backend> SearchCell<B> {
     }
 
     /// `weights[i]`: node `i`'s mixing weights `[i + 2, n_ops]`.
-    pub fn forward(&self, s0: Tensor<B, 4>, s1: Tensor<B, 4>, weights: &[Tensor<B, 2>], mask: &CellMask) -> Tensor<B, 4> {
+    pub fn forward(
+        &self,
+        s0: Tensor<B, 4>,
+        s1: Tensor<B, 4>,
+        weights: &[Tensor<B, 2>],
+        mask: &CellMask,
+    ) -> Tensor<B, 4> {
         let mut states = vec![self.preproc0.forward(s0), self.preproc1.forward(s1)];
         for (i, edges) in self.dag.iter().enumerate() {
             let keep = mask.node(i);
@@ -90,5 +102,50 @@ impl<B: Backend> SearchCell<B> {
             states.push(node.expect("a node has at least two edges"));
         }
         Tensor::cat(states.split_off(2), 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alphas::{Alphas, masked_softmax};
+    use burn::backend::Flex;
+    use burn::tensor::Distribution;
+
+    fn weights(alphas: &Alphas<Flex>) -> Vec<Tensor<Flex, 2>> {
+        alphas
+            .normal
+            .iter()
+            .map(|a| masked_softmax(a.val(), a.val().ones_like()))
+            .collect()
+    }
+
+    #[test]
+    fn every_cell_type_has_the_right_output_shape() {
+        let device = Default::default();
+        let space = SearchSpace::named("original").unwrap();
+        let alphas = Alphas::<Flex>::new(4, 8, &device);
+        let w = weights(&alphas);
+        let mask = CellMask::keep_all(4, 8);
+        let s =
+            |c, side| Tensor::<Flex, 4>::random([2, c, side, side], Distribution::Default, &device);
+        // normal after normal: inputs C_pp = 12, C_p = 16 at 8x8; output 4 * C
+        let cell = SearchCell::<Flex>::new(&space, 4, 12, 16, 4, false, false, &device);
+        assert_eq!(
+            cell.forward(s(12, 8), s(16, 8), &w, &mask).dims(),
+            [2, 16, 8, 8]
+        );
+        // reduction: halves the size, doubled width C = 8
+        let cell = SearchCell::<Flex>::new(&space, 4, 16, 16, 8, false, true, &device);
+        assert_eq!(
+            cell.forward(s(16, 8), s(16, 8), &w, &mask).dims(),
+            [2, 32, 4, 4]
+        );
+        // normal after reduction: s0 is twice as large and gets a FactorizedReduce
+        let cell = SearchCell::<Flex>::new(&space, 4, 16, 32, 8, true, false, &device);
+        assert_eq!(
+            cell.forward(s(16, 8), s(32, 4), &w, &mask).dims(),
+            [2, 32, 4, 4]
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The search network (supernet): stem, `L` search cells with reductions at `L/3` and `2L/3`,
 //! global pooling and a linear classifier; plus [`Supernet`], the network with its alphas.
 
-use crate::alphas::{masked_softmax, Alphas, CellType};
+use crate::alphas::{Alphas, CellType, masked_softmax};
 use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
 use crate::dropout::{CellMask, StepMasks};
@@ -23,7 +23,10 @@ pub struct Stem<B: Backend> {
 
 impl<B: Backend> Stem<B> {
     pub fn new(c_in: usize, c_out: usize, device: &B::Device) -> Self {
-        Self { conv: ConvSpec::square(c_in, c_out, 3, 1, 1).init(device), bn: BatchNorm2d::new(c_out, true, device) }
+        Self {
+            conv: ConvSpec::square(c_in, c_out, 3, 1, 1).init(device),
+            bn: BatchNorm2d::new(c_out, true, device),
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -49,12 +52,29 @@ pub struct SearchNetworkConfig {
 }
 
 impl SearchNetworkConfig {
-    pub fn new(input_channels: usize, init_channels: usize, n_classes: usize, layers: usize, space: SearchSpace) -> Self {
-        Self { input_channels, init_channels, n_classes, layers, n_nodes: 4, stem_multiplier: 3, space }
+    pub fn new(
+        input_channels: usize,
+        init_channels: usize,
+        n_classes: usize,
+        layers: usize,
+        space: SearchSpace,
+    ) -> Self {
+        Self {
+            input_channels,
+            init_channels,
+            n_classes,
+            layers,
+            n_nodes: 4,
+            stem_multiplier: 3,
+            space,
+        }
     }
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> Supernet<B> {
-        Supernet { net: SearchNetwork::new(self, device), alphas: Alphas::new(self.n_nodes, self.space.n_ops(), device) }
+        Supernet {
+            net: SearchNetwork::new(self, device),
+            alphas: Alphas::new(self.n_nodes, self.space.n_ops(), device),
+        }
     }
 }
 
@@ -76,7 +96,16 @@ impl<B: Backend> SearchNetwork<B> {
             if reduction {
                 c *= 2;
             }
-            cells.push(SearchCell::new(&cfg.space, cfg.n_nodes, c_pp, c_p, c, reduction_p, reduction, device));
+            cells.push(SearchCell::new(
+                &cfg.space,
+                cfg.n_nodes,
+                c_pp,
+                c_p,
+                c,
+                reduction_p,
+                reduction,
+                device,
+            ));
             reduction_p = reduction;
             (c_pp, c_p) = (c_p, c * cfg.n_nodes);
         }
@@ -98,8 +127,11 @@ impl<B: Backend> SearchNetwork<B> {
         let s = self.stem.forward(x);
         let (mut s0, mut s1) = (s.clone(), s);
         for cell in &self.cells {
-            let (weights, mask) =
-                if cell.reduction { (weights_reduce, &masks.reduce) } else { (weights_normal, &masks.normal) };
+            let (weights, mask) = if cell.reduction {
+                (weights_reduce, &masks.reduce)
+            } else {
+                (weights_normal, &masks.normal)
+            };
             let next = cell.forward(s0, s1.clone(), weights, mask);
             (s0, s1) = (s1, next);
         }
@@ -125,7 +157,11 @@ impl<B: Backend> Supernet<B> {
             .map(|(i, alpha)| {
                 let rows = mask.node(i);
                 let [e, n] = alpha.dims();
-                let flat: Vec<f32> = rows.iter().flatten().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+                let flat: Vec<f32> = rows
+                    .iter()
+                    .flatten()
+                    .map(|&k| if k { 1.0 } else { 0.0 })
+                    .collect();
                 let keep = Tensor::from_data(TensorData::new(flat, [e, n]), &alpha.device());
                 masked_softmax(alpha.val(), keep)
             })

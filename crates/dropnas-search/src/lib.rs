@@ -1,1 +1,14 @@
-//! dropnas-search
+//! # dropnas-search
+//!
+//! The one-level DropNAS search: the step ([`step`], read it top to bottom), the alpha
+//! adjustment ([`alpha_adjust`]), partial decay ([`decay`]), and the epoch loop with
+//! checkpoints and exact resume ([`search`]).
+
+pub mod alpha_adjust;
+pub mod config;
+pub mod decay;
+pub mod search;
+pub mod step;
+
+pub use config::SearchConfig;
+pub use search::{SearchError, SearchOutcome, run_search};

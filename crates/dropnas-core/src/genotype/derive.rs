@@ -16,7 +16,13 @@ pub enum Ranking {
 }
 
 /// Derives one cell's nodes from its alpha rows (edges of node 0 first, `[n_ops]` each).
-pub fn derive_cell(rows: &[Vec<f32>], space: &SearchSpace, n_nodes: usize, k: usize, ranking: Ranking) -> Vec<Vec<Edge>> {
+pub fn derive_cell(
+    rows: &[Vec<f32>],
+    space: &SearchSpace,
+    n_nodes: usize,
+    k: usize,
+    ranking: Ranking,
+) -> Vec<Vec<Edge>> {
     let none = space.none_column();
     let mut nodes = Vec::with_capacity(n_nodes);
     let mut offset = 0;
@@ -42,8 +48,19 @@ pub fn derive_cell(rows: &[Vec<f32>], space: &SearchSpace, n_nodes: usize, k: us
             .collect();
         let mut order: Vec<usize> = (0..edges.len()).collect();
         // stable sort: equal scores keep the lower edge index first
-        order.sort_by(|&a, &b| best[b].1.partial_cmp(&best[a].1).unwrap_or(std::cmp::Ordering::Equal));
-        nodes.push(order.into_iter().take(k).map(|e| (space.ops[best[e].0], e)).collect());
+        order.sort_by(|&a, &b| {
+            best[b]
+                .1
+                .partial_cmp(&best[a].1)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        nodes.push(
+            order
+                .into_iter()
+                .take(k)
+                .map(|e| (space.ops[best[e].0], e))
+                .collect(),
+        );
     }
     nodes
 }
@@ -56,7 +73,13 @@ fn softmax(row: &[f32]) -> Vec<f32> {
 }
 
 /// The genotype of a search: both cells, two edges per node, all nodes concatenated.
-pub fn derive_genotype(normal: &[Vec<f32>], reduce: &[Vec<f32>], space: &SearchSpace, n_nodes: usize, ranking: Ranking) -> Genotype {
+pub fn derive_genotype(
+    normal: &[Vec<f32>],
+    reduce: &[Vec<f32>],
+    space: &SearchSpace,
+    n_nodes: usize,
+    ranking: Ranking,
+) -> Genotype {
     Genotype {
         normal: derive_cell(normal, space, n_nodes, 2, ranking),
         normal_concat: Concat::Range(2, 2 + n_nodes),

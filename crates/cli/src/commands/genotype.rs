@@ -1,0 +1,25 @@
+//! `dropnas genotype`: list, show and check genotypes.
+
+use crate::genotype_arg::resolve_genotype;
+use anyhow::Result;
+use dropnas_core::genotype::named::NAMED;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GenotypeCommand {
+    /// List the published genotypes known by name
+    List,
+    /// Print a genotype (text, @file, run folder or name) in the canonical Python text form
+    Show { genotype: String },
+}
+
+pub fn run(cmd: GenotypeCommand) -> Result<()> {
+    match cmd {
+        GenotypeCommand::List => {
+            for (name, source, _) in NAMED {
+                println!("{name:18} {source}");
+            }
+        }
+        GenotypeCommand::Show { genotype } => println!("{}", resolve_genotype(&genotype)?),
+    }
+    Ok(())
+}

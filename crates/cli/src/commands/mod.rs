@@ -1,0 +1,3 @@
+pub mod genotype;
+pub mod info;
+pub mod search;

@@ -1,0 +1,282 @@
+//! One DropNAS training step, top to bottom, with the paper's names.
+//!
+//! One level: the same batch trains the weights `w` (SGD) and the architecture parameters
+//! `alpha` (Adam). Per step, grouped operation dropout picks which ops of each edge run
+//! ([`StepMasks`]); the mixing weights are a softmax over the kept ops only.
+//!
+//! 1. `loss_1` = cross entropy under this step's masks; backward.
+//! 2. clip the weights' gradients to a global norm; SGD step on `w`, Adam step on `alpha`.
+//! 3. partial decay: `loss_2` on the weights and alphas that took part in step 1.
+//! 4. clip again; SGD and Adam step again with the same optimizer state.
+//! 5. alpha adjustment: every edge's kept ops get back the probability mass they had.
+
+use crate::alpha_adjust::{adjust_rows, kept_ratios};
+use crate::decay::{alpha_decay, alpha_decay_masks, weight_decay};
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor};
+use dropnas_core::alphas::{Alphas, CellType};
+use dropnas_core::dropout::StepMasks;
+use dropnas_core::search_network::{SearchNetwork, Supernet};
+use dropnas_train::grads::{LegacyZeroGrad, clip_global_norm, ids_with_nonzero_first_grad};
+use dropnas_train::metrics::topk_correct;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// Hyper-parameters of a step (the original's defaults in [`StepConfig::default`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepConfig {
+    pub w_momentum: f64,
+    pub w_grad_clip: f64,
+    pub w_weight_decay: f64,
+    pub alpha_weight_decay: f64,
+    pub alpha_beta1: f64,
+    pub alpha_beta2: f64,
+    pub alpha_eps: f64,
+    /// Reproduce PyTorch 1.0's `zero_grad()` (zeros instead of no gradient), under which SGD
+    /// momentum keeps moving the weights of dropped ops. On by default: it is what produced
+    /// the published numbers.
+    pub legacy_zero_grad: bool,
+}
+
+impl Default for StepConfig {
+    fn default() -> Self {
+        Self {
+            w_momentum: 0.9,
+            w_grad_clip: 3.0,
+            w_weight_decay: 3e-4,
+            alpha_weight_decay: 1e-3,
+            alpha_beta1: 0.5,
+            alpha_beta2: 0.999,
+            alpha_eps: 1e-8,
+            legacy_zero_grad: true,
+        }
+    }
+}
+
+/// The two optimizers and the gradient bookkeeping that persists across steps.
+pub struct DropNasOptimizers<B: AutodiffBackend> {
+    pub w_optim: OptimizerAdaptor<Sgd<B::InnerBackend>, SearchNetwork<B>, B>,
+    pub alpha_optim: OptimizerAdaptor<Adam, Alphas<B>, B>,
+    pub w_zero_grad: LegacyZeroGrad,
+    pub alpha_zero_grad: LegacyZeroGrad,
+}
+
+impl<B: AutodiffBackend> DropNasOptimizers<B> {
+    /// SGD with PyTorch's momentum (no dampening; Burn's default dampening is 0.1) and no
+    /// built-in decay; Adam with PyTorch's epsilon placement and no built-in decay.
+    pub fn new(cfg: &StepConfig) -> Self {
+        let momentum = MomentumConfig {
+            momentum: cfg.w_momentum,
+            dampening: 0.0,
+            nesterov: false,
+        };
+        Self {
+            w_optim: SgdConfig::new().with_momentum(Some(momentum)).init(),
+            alpha_optim: AdamConfig::new()
+                .with_beta_1(cfg.alpha_beta1 as f32)
+                .with_beta_2(cfg.alpha_beta2 as f32)
+                .with_epsilon(cfg.alpha_eps as f32)
+                .init(),
+            w_zero_grad: LegacyZeroGrad::default(),
+            alpha_zero_grad: LegacyZeroGrad::default(),
+        }
+    }
+}
+
+/// What a step measured, still on the device (read once, with [`StepReport::read`]).
+pub struct StepReport<B: Backend> {
+    pub loss_1: Tensor<B, 1>,
+    pub loss_2: Tensor<B, 1>,
+    pub norm_1: Tensor<B, 1>,
+    pub norm_2: Tensor<B, 1>,
+    /// Top-1 and top-5 correct counts of the batch.
+    pub correct: Tensor<B, 1>,
+    pub batch: usize,
+    /// The alphas after each phase, on the host (`[normal, reduce]`, edge rows).
+    pub alphas_after_phase_1: Option<[Vec<Vec<f32>>; 2]>,
+    pub alphas_after_phase_2: [Vec<Vec<f32>>; 2],
+    pub alphas_after_adjust: [Vec<Vec<f32>>; 2],
+    /// Number of weight tensors that partial decay selected.
+    pub decayed_weights: usize,
+}
+
+/// The same numbers, on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepNumbers {
+    pub loss_1: f64,
+    pub loss_2: f64,
+    pub norm_1: f64,
+    pub norm_2: f64,
+    pub top1: f64,
+    pub top5: f64,
+    pub batch: usize,
+}
+
+impl<B: Backend> StepReport<B> {
+    /// One transfer from the device for all of the step's scalars.
+    pub fn read(&self) -> StepNumbers {
+        let all = Tensor::cat(
+            vec![
+                self.loss_1.clone(),
+                self.loss_2.clone(),
+                self.norm_1.clone(),
+                self.norm_2.clone(),
+                self.correct.clone(),
+            ],
+            0,
+        );
+        let v: Vec<f64> = all
+            .into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .unwrap_or_default();
+        let n = self.batch as f64;
+        StepNumbers {
+            loss_1: v[0],
+            loss_2: v[1],
+            norm_1: v[2],
+            norm_2: v[3],
+            top1: v[4] / n,
+            top5: v[5] / n,
+            batch: self.batch,
+        }
+    }
+}
+
+fn zero<B: Backend>(device: &B::Device) -> Tensor<B, 1> {
+    Tensor::zeros([1], device)
+}
+
+/// Options of one step that change over a run.
+#[derive(Debug, Clone, Copy)]
+pub struct StepSchedule {
+    /// Learning rate of the weights (cosine schedule of the epoch).
+    pub w_lr: f64,
+    pub alpha_lr: f64,
+    /// False during warm-up epochs: the phase-1 alpha step is skipped (phase 2 still steps).
+    pub alpha_phase_1: bool,
+    /// Keep the alphas after each phase in the report (for tests; costs two host reads).
+    pub record_alphas: bool,
+}
+
+/// One DropNAS step on the batch `(x, y)` under `masks`. See the module docs for the algorithm.
+pub fn dropnas_step<B: AutodiffBackend>(
+    model: Supernet<B>,
+    opt: &mut DropNasOptimizers<B>,
+    cfg: &StepConfig,
+    sched: StepSchedule,
+    x: Tensor<B, 4>,
+    y: Tensor<B, 1, Int>,
+    masks: &StepMasks,
+) -> (Supernet<B>, StepReport<B::InnerBackend>) {
+    let Supernet {
+        mut net,
+        mut alphas,
+    } = model;
+    let device = x.device();
+    let batch = x.dims()[0];
+
+    // The share of probability mass each edge's kept ops hold before the update.
+    let ratios = [CellType::Normal, CellType::Reduce]
+        .map(|c| kept_ratios(&alphas.rows(c), mask_of(masks, c)));
+
+    // 1. loss_1 under this step's masks, and its gradients.
+    let model = Supernet { net, alphas };
+    let logits = model.forward(x, masks);
+    let loss_1 = CrossEntropyLossConfig::new()
+        .init(&device)
+        .forward(logits.clone(), y.clone());
+    let correct = topk_correct(logits.inner(), y.inner());
+    let mut grads = loss_1.backward();
+    Supernet { net, alphas } = model;
+    let mut w_grads = GradientsParams::from_module(&mut grads, &net);
+    let mut alpha_grads = GradientsParams::from_module(&mut grads, &alphas);
+    if cfg.legacy_zero_grad {
+        opt.w_zero_grad.fill(&net, &mut w_grads);
+        opt.alpha_zero_grad.fill(&alphas, &mut alpha_grads);
+    }
+    // What took part in this step (needed by phase 3, read before the optimizers consume it):
+    // weight tensors whose gradient's first element is non-zero, alpha entries with |grad| > 1e-7.
+    let decayed: HashSet<_> = ids_with_nonzero_first_grad(&net, &w_grads)
+        .into_iter()
+        .collect();
+    let alpha_masks = alpha_decay_masks(&alphas, &alpha_grads);
+
+    // 2. Clipped SGD step on the weights; Adam step on the alphas (not during warm-up).
+    let norm_1 =
+        clip_global_norm(&net, &mut w_grads, cfg.w_grad_clip).unwrap_or_else(|| zero(&device));
+    net = opt.w_optim.step(sched.w_lr, net, w_grads);
+    if sched.alpha_phase_1 {
+        alphas = opt.alpha_optim.step(sched.alpha_lr, alphas, alpha_grads);
+    }
+    let alphas_after_phase_1 = sched.record_alphas.then(|| both_rows(&alphas));
+
+    // 3. Partial decay on the updated parameters.
+    let w_decay = weight_decay(&net, &decayed, cfg.w_weight_decay);
+    let a_decay = alpha_decay(&alphas, &alpha_masks, cfg.alpha_weight_decay);
+    let loss_2 = match (w_decay.loss, a_decay.loss) {
+        (Some(a), Some(b)) => a + b,
+        (a, b) => a.or(b).unwrap_or_else(|| zero(&device)),
+    };
+    let (mut w_grads, mut alpha_grads) = (w_decay.grads, a_decay.grads);
+    if cfg.legacy_zero_grad {
+        opt.w_zero_grad.fill(&net, &mut w_grads);
+        opt.alpha_zero_grad.fill(&alphas, &mut alpha_grads);
+    }
+
+    // 4. Second clipped step, same optimizer state (Adam's step counter advances again).
+    let norm_2 =
+        clip_global_norm(&net, &mut w_grads, cfg.w_grad_clip).unwrap_or_else(|| zero(&device));
+    net = opt.w_optim.step(sched.w_lr, net, w_grads);
+    alphas = opt.alpha_optim.step(sched.alpha_lr, alphas, alpha_grads);
+
+    // 5. Alpha adjustment: restore each edge's kept probability mass.
+    let alphas_after_phase_2 = both_rows(&alphas);
+    let mut adjusted = alphas_after_phase_2.clone();
+    for (i, cell) in CellType::BOTH.into_iter().enumerate() {
+        adjust_rows(&mut adjusted[i], mask_of(masks, cell), &ratios[i]);
+        if masks_have_drop(mask_of(masks, cell)) {
+            alphas = alphas.set_rows(cell, &adjusted[i]);
+        }
+    }
+
+    let report = StepReport {
+        loss_1: loss_1.inner(),
+        loss_2,
+        norm_1,
+        norm_2,
+        correct,
+        batch,
+        alphas_after_phase_1,
+        alphas_after_phase_2,
+        alphas_after_adjust: adjusted,
+        decayed_weights: decayed.len(),
+    };
+    (Supernet { net, alphas }, report)
+}
+
+fn mask_of(masks: &StepMasks, cell: CellType) -> &dropnas_core::dropout::CellMask {
+    match cell {
+        CellType::Normal => &masks.normal,
+        CellType::Reduce => &masks.reduce,
+    }
+}
+
+fn masks_have_drop(mask: &dropnas_core::dropout::CellMask) -> bool {
+    (0..mask.keep.len()).any(|e| mask.edge_has_drop(e))
+}
+
+fn both_rows<B: Backend>(alphas: &Alphas<B>) -> [Vec<Vec<f32>>; 2] {
+    [alphas.rows(CellType::Normal), alphas.rows(CellType::Reduce)]
+}
+
+/// Keeps the `AutodiffModule` bound visible to readers: the supernet's parts are trained.
+#[allow(dead_code)]
+fn _assert_trainable<B: AutodiffBackend>(m: &Supernet<B>) -> &impl AutodiffModule<B> {
+    m
+}

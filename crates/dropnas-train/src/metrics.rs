@@ -1,0 +1,75 @@
+//! Accuracy and running means, as the original's `accuracy()` and `AverageMeter`.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Numbers of samples whose label is among the top-1 and the top-5 logits, as a `[2]` tensor
+/// (kept on the device, read together with the loss in one transfer).
+///
+/// A label is in the top `k` when fewer than `k` logits are strictly larger than its own.
+pub fn topk_correct<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    let [n, _] = logits.dims();
+    let own = logits.clone().gather(1, labels.reshape([n, 1]));
+    let above = logits.greater(own).int().sum_dim(1).reshape([n]);
+    let top1 = above.clone().lower_elem(1).int().sum().float();
+    let top5 = above.lower_elem(5).int().sum().float();
+    Tensor::cat(vec![top1, top5], 0)
+}
+
+/// A running mean weighted by batch size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Meter {
+    pub sum: f64,
+    pub count: f64,
+}
+
+impl Meter {
+    pub fn update(&mut self, value: f64, n: usize) {
+        self.sum += value * n as f64;
+        self.count += n as f64;
+    }
+
+    pub fn avg(&self) -> f64 {
+        if self.count == 0.0 {
+            0.0
+        } else {
+            self.sum / self.count
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn topk_counts_labels_among_the_largest_logits() {
+        let device = Default::default();
+        let logits = Tensor::<Flex, 2>::from_data(
+            TensorData::new(
+                vec![
+                    0.9f32, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, // label 0: top-1
+                    0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, // label 2: rank 4 (top-5, not top-1)
+                    0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, // label 0: rank 6 (neither)
+                ],
+                [3, 7],
+            ),
+            &device,
+        );
+        let labels =
+            Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![0i64, 2, 0], [3]), &device);
+        let c = topk_correct(logits, labels)
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .unwrap();
+        assert_eq!(c, vec![1.0, 2.0]);
+        let mut m = Meter::default();
+        m.update(1.0, 2);
+        m.update(4.0, 1);
+        assert_eq!(m.avg(), 2.0);
+    }
+}

@@ -1,0 +1,152 @@
+//! A run folder (`searchs/NAME`, `augments/NAME`): the resolved configuration, a human log,
+//! `metrics.jsonl`, and the checkpoint. Everything in it is a file a person can open.
+
+use serde_json::Value;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error(
+        "run folder {0} already holds a run (checkpoint.ckpt); continue it with --resume, or pick another --name"
+    )]
+    Exists(PathBuf),
+    #[error("--resume: no checkpoint in {0}; start the run without --resume")]
+    NothingToResume(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+    move |source| RunDirError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub struct RunDir {
+    pub root: PathBuf,
+    pub name: String,
+    log: Mutex<File>,
+    metrics: Mutex<File>,
+}
+
+pub const CHECKPOINT: &str = "checkpoint.ckpt";
+
+impl RunDir {
+    /// Opens `out_dir/name`. A new run refuses a folder that already holds a checkpoint; a
+    /// resumed run requires one.
+    pub fn open(out_dir: &Path, name: &str, resume: bool) -> Result<Self, RunDirError> {
+        let root = out_dir.join(name);
+        let has_ckpt = root.join(CHECKPOINT).is_file();
+        if resume && !has_ckpt {
+            return Err(RunDirError::NothingToResume(root));
+        }
+        if !resume && has_ckpt {
+            return Err(RunDirError::Exists(root));
+        }
+        fs::create_dir_all(&root).map_err(io(&root))?;
+        let log_path = root.join(format!("{name}.log"));
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io(&log_path))?;
+        let m_path = root.join("metrics.jsonl");
+        if !resume {
+            File::create(&m_path).map_err(io(&m_path))?;
+        }
+        let metrics = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m_path)
+            .map_err(io(&m_path))?;
+        Ok(Self {
+            root,
+            name: name.to_string(),
+            log: Mutex::new(log),
+            metrics: Mutex::new(metrics),
+        })
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.root.join(file)
+    }
+
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.path(CHECKPOINT)
+    }
+
+    /// Appends a timestamped line to the human log (the console gets it through tracing).
+    pub fn log(&self, line: &str) {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        if let Ok(mut f) = self.log.lock() {
+            let _ = writeln!(f, "{stamp} | {line}");
+        }
+    }
+
+    /// Appends one JSON object to `metrics.jsonl`.
+    pub fn metric(&self, value: &Value) -> Result<(), RunDirError> {
+        let path = self.path("metrics.jsonl");
+        let mut f = self.metrics.lock().expect("metrics lock");
+        writeln!(f, "{value}").map_err(io(&path))?;
+        f.flush().map_err(io(&path))
+    }
+
+    /// On resume: drops the metric lines written after the checkpoint (they will be written
+    /// again), keeping those for which `keep` is true.
+    pub fn truncate_metrics(&self, keep: impl Fn(&Value) -> bool) -> Result<(), RunDirError> {
+        let path = self.path("metrics.jsonl");
+        let file = File::open(&path).map_err(io(&path))?;
+        let kept: Vec<String> = BufReader::new(file)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| {
+                serde_json::from_str::<Value>(l)
+                    .map(|v| keep(&v))
+                    .unwrap_or(false)
+            })
+            .collect();
+        let mut text = kept.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        write_atomic(&path, text.as_bytes())?;
+        let mut f = self.metrics.lock().expect("metrics lock");
+        *f = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        Ok(())
+    }
+
+    /// Writes a whole file atomically.
+    pub fn write(&self, file: &str, bytes: &[u8]) -> Result<(), RunDirError> {
+        write_atomic(&self.path(file), bytes)
+    }
+
+    pub fn write_json(&self, file: &str, value: &Value) -> Result<(), RunDirError> {
+        let text = serde_json::to_string_pretty(value).expect("JSON of a JSON value") + "\n";
+        self.write(file, text.as_bytes())
+    }
+}
+
+/// Writes a temporary file beside `path`, then renames it over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io(path)(e)
+    })
+}

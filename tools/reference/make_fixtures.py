@@ -1,0 +1,547 @@
+"""Regenerates every fixture under tools/fixtures/ from the PyTorch reference (dropnas_ref.py).
+
+    python3 tools/reference/make_fixtures.py [--out tools/fixtures]
+
+Deterministic: each fixture seeds torch itself. The key naming of each file is described in
+tools/reference/README.md and, per file, in the safetensors metadata entry "config" (JSON).
+Every file must stay under 300 KB (asserted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dropnas_ref as R  # noqa: E402
+
+torch.set_num_threads(2)
+torch.use_deterministic_algorithms(True)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_OUT = os.path.normpath(os.path.join(HERE, "..", "fixtures"))
+
+# Initial channels of the search fixtures: 2, not 4. At C=4 the 3-layer search network has 73k
+# weights and ~1,270 state tensors, and the search fixtures would total ~2.5 MB.
+SEARCH_C = 2
+
+# The auxiliary head's 2x2 conv 128->768 alone is 1.5 MB of float32, too big to ship in every
+# fixture. Where a fixture builds an AugmentNetwork with the auxiliary head, that one tensor is
+# set to this closed-form pattern (reproducible bit for bit in any language with IEEE doubles)
+# instead of being stored.
+PATTERN_PATH = "aux_head.conv2.weight"
+PATTERN_FORMULA = "w[i] = f32((f64((i*7919 + 13) % 2003) - 1001.0) / 1001.0 * 0.04), i = flat row-major index"
+
+
+def pattern(shape):
+    n = int(np.prod(shape))
+    i = np.arange(n, dtype=np.int64)
+    v = (((i * 7919 + 13) % 2003).astype(np.float64) - 1001.0) / 1001.0 * 0.04
+    return torch.from_numpy(v.astype(np.float32)).reshape(shape)
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def randomise_bn(module: nn.Module):
+    """Non-trivial BN state so that mistakes show: gamma 1+0.1N, beta 0.1N, mean 0.1N, var U(0.5,1.5)."""
+    for m in R.bn_modules(module):
+        if m.affine:
+            m.weight.copy_(1.0 + 0.1 * torch.randn_like(m.weight))
+            m.bias.copy_(0.1 * torch.randn_like(m.bias))
+        m.running_mean.copy_(0.1 * torch.randn_like(m.running_mean))
+        m.running_var.copy_(0.5 + torch.rand_like(m.running_var))
+
+
+def state(module: nn.Module, skip=()):
+    """state_dict without num_batches_tracked (params and BN running stats), detached clones."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()
+            if not k.endswith("num_batches_tracked") and k not in skip}
+
+
+def running_stats(module: nn.Module):
+    return {k: v for k, v in state(module).items() if k.endswith("running_mean") or k.endswith("running_var")}
+
+
+def prefixed(prefix, d):
+    return {f"{prefix}{k}": v for k, v in d.items()}
+
+
+def scalar(x):
+    return torch.tensor([float(x)], dtype=torch.float32)
+
+
+def save(out_dir, name, tensors, config):
+    path = os.path.join(out_dir, name)
+    t = {}
+    for k, v in tensors.items():
+        v = v.detach()
+        if v.dtype == torch.bool:
+            v = v.float()
+        assert v.dtype == torch.float32, (k, v.dtype)
+        t[k] = v.contiguous()
+    save_file(t, path, metadata={"config": json.dumps(config, sort_keys=True)})
+    size = os.path.getsize(path)
+    print(f"{name}: {len(t)} tensors, {size / 1024:.1f} KiB")
+    assert size < 300 * 1024, f"{name} is too big ({size} bytes)"
+    return path
+
+
+def grads_of(module: nn.Module):
+    return {n: p.grad.detach().clone() for n, p in module.named_parameters() if p.grad is not None}
+
+
+# ----------------------------------------------------------------------------------------------
+# (a) single ops
+# ----------------------------------------------------------------------------------------------
+
+
+def make_ops(out_dir):
+    cases = []
+    for name in R.OP_NAMES:
+        for s in (1, 2):
+            cases.append((f"{name}.s{s}", name, s, lambda name=name, s=s: R.make_op(name, 4, s, affine=True)))
+    cases.append(("std_conv_4_6.s1", "std_conv", 1, lambda: R.StdConv(4, 6, affine=True)))
+    cases.append(("factorized_reduce_4_6.s2", "factorized_reduce", 2, lambda: R.FactorizedReduce(4, 6, affine=True)))
+
+    tensors, config = {}, {"cases": {}}
+    for idx, (case, op, s, ctor) in enumerate(cases):
+        torch.manual_seed(1000 + idx)
+        m = ctor()
+        randomise_bn(m)
+        m.train()
+        x = torch.randn(2, 4, 8, 8, requires_grad=True)
+        before = state(m)
+        y = m(x)
+        g = torch.randn(y.shape)
+        (y * g).sum().backward()
+        p = f"{case}."
+        tensors.update(prefixed(p + "param.", before))
+        tensors[p + "input"] = x.detach().clone()
+        tensors[p + "output"] = y.detach().clone()
+        tensors[p + "gout"] = g
+        tensors[p + "grad_input"] = x.grad.detach().clone()
+        tensors.update(prefixed(p + "grad.", grads_of(m)))
+        tensors.update(prefixed(p + "after.", running_stats(m)))
+        config["cases"][case] = {
+            "op": op, "stride": s, "c_in": 4, "c_out": 6 if op in ("std_conv", "factorized_reduce") else 4,
+            "affine": True, "training": True, "input_shape": list(x.shape), "output_shape": list(y.shape),
+            "seed": 1000 + idx,
+        }
+    config["description"] = (
+        "Every op at stride 1 and 2 (C=4, affine BN, training mode) plus StdConv(4->6), "
+        "FactorizedReduce(4->6). Keys: <case>.{input,output,gout,grad_input}, <case>.param.<path> (before), "
+        "<case>.grad.<path> (d sum(output*gout)), <case>.after.<path> (running stats after the forward)."
+    )
+    save(out_dir, "ops.safetensors", tensors, config)
+
+
+# ----------------------------------------------------------------------------------------------
+# (b) search network forward/backward
+# ----------------------------------------------------------------------------------------------
+
+
+def hand_masks(n_nodes, n_ops, drops):
+    """drops: {(node, edge): [columns]} -> list of [i+2, n_ops] bool keep masks."""
+    ms = [torch.ones(i + 2, n_ops, dtype=torch.bool) for i in range(n_nodes)]
+    for (i, e), cols in drops.items():
+        for c in cols:
+            ms[i][e, c] = False
+    return ms
+
+
+def check_masks(ms, space="original"):
+    for m in ms:
+        for row in m:
+            for g in R.space_groups(space):
+                assert bool(row[g].any()), "every group keeps at least one op"
+
+
+SEARCH_SEED = 2000
+
+
+def search_init():
+    """The initial SearchNetwork + Alphas shared by search_network.* and search_step.*: default
+    conv/linear init, stem BN randomised, the cells' BN buffers at PyTorch's defaults (mean 0,
+    var 1: a training-mode forward never reads them, and storing ~700 small tensors per copy would
+    triple the files), alphas 1e-3*N + 0.5*N so that they are not uniform."""
+    torch.manual_seed(SEARCH_SEED)
+    model = R.SearchNetwork(3, SEARCH_C, 10, 3, "original")
+    randomise_bn(model.stem)
+    alphas = R.Alphas(4, 8)
+    with torch.no_grad():
+        for p in alphas.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    return model.train(), alphas
+
+
+def search_initial_state(model, alphas):
+    t = prefixed("param.", {k: v for k, v in state(model).items()
+                            if not (k.startswith("cells.") and "running_" in k)})
+    for i in range(4):
+        t[f"alpha.normal.{i}"] = alphas.normal[i].detach().clone()
+        t[f"alpha.reduce.{i}"] = alphas.reduce[i].detach().clone()
+    return t
+
+
+SEARCH_CONFIG = {"c_in": 3, "init_channels": SEARCH_C, "n_classes": 10, "layers": 3, "space": "original",
+                 "ops": R.SEARCH_SPACES["original"], "n_nodes": 4, "training": True}
+
+
+def make_search_network(out_dir):
+    model, alphas = search_init()
+    t = search_initial_state(model, alphas)
+    torch.manual_seed(SEARCH_SEED + 1)
+    x = torch.randn(2, 3, 8, 8)
+    labels = torch.randint(0, 10, (2,))
+    mn = hand_masks(4, 8, {(0, 0): [4, 5, 6], (1, 2): [0, 3], (3, 4): [1, 7], (2, 1): [5]})
+    mr = hand_masks(4, 8, {(0, 1): [6, 2], (2, 0): [4, 5, 6], (3, 3): [0, 1, 2], (1, 0): [7]})
+    check_masks(mn)
+    check_masks(mr)
+    wn = [R.mixing_weights(a, m) for a, m in zip(alphas.normal, mn)]
+    wr = [R.mixing_weights(a, m) for a, m in zip(alphas.reduce, mr)]
+    logits = model(x, wn, wr, R.keep_lists(mn), R.keep_lists(mr))
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+
+    t.update({"input": x, "labels": labels.float(), "output": logits.detach().clone(),
+              "loss": scalar(loss.detach())})
+    for i in range(4):
+        t[f"mask.normal.{i}"] = mn[i]
+        t[f"mask.reduce.{i}"] = mr[i]
+        t[f"weights.normal.{i}"] = wn[i].detach().clone()
+        t[f"weights.reduce.{i}"] = wr[i].detach().clone()
+        t[f"grad.alpha.normal.{i}"] = alphas.normal[i].grad.detach().clone()
+        t[f"grad.alpha.reduce.{i}"] = alphas.reduce[i].grad.detach().clone()
+    g = grads_of(model)
+    no_grad = [n for n, _ in model.named_parameters() if n not in g]
+    assert no_grad, "some dropped op has weights"
+    # with every op kept, the masked softmax is the plain softmax
+    full = torch.ones(3, 8, dtype=torch.bool)
+    assert torch.allclose(R.mixing_weights(alphas.normal[1], full), torch.softmax(alphas.normal[1], -1), atol=1e-7)
+    files = ["search_network.safetensors", "search_network.grad.safetensors"]
+    config = dict(SEARCH_CONFIG, seed=SEARCH_SEED, input_shape=list(x.shape), loss=float(loss.detach()),
+                  params_without_grad=no_grad, files=files, description=(
+        "SearchNetwork forward+backward (train mode) with fixed keep masks. search_network.safetensors: "
+        "param.<path>: initial parameters and the stem BN buffers (the search cells' BN buffers start at "
+        "PyTorch's defaults, mean 0 / var 1, and are not stored); alpha.{normal,reduce}.<i>: initial alphas; "
+        "mask.*.<i> (1 keep, 0 drop); weights.*.<i>: mixing weights (softmax over kept); output: logits; "
+        "loss: cross entropy with labels; grad.alpha.*.<i>. search_network.grad.safetensors: grad.<path>, "
+        "present only for parameters that got a gradient (params_without_grad lists the others: the weights "
+        "of dropped ops)."))
+    save(out_dir, files[0], t, config)
+    save(out_dir, files[1], prefixed("grad.", g), {"see": files[0], "files": files})
+
+
+# ----------------------------------------------------------------------------------------------
+# (c) augment network forward (train with fixed drop path, and eval)
+# ----------------------------------------------------------------------------------------------
+
+AUGMENT_SEED = 3000
+
+
+def augment_init():
+    """The initial AugmentNetwork shared by augment_network.* and augment_step.*: default conv and
+    linear init, every BN randomised, aux_head.conv2.weight set to the generated pattern."""
+    torch.manual_seed(AUGMENT_SEED)
+    model = R.AugmentNetwork(32, 3, 4, 10, 3, True, "dropnas-cifar10")
+    randomise_bn(model)
+    with torch.no_grad():
+        w = model.aux_head.conv2.weight
+        w.copy_(pattern(tuple(w.shape)))
+    return model
+
+
+AUGMENT_CONFIG = {"input_size": 32, "c_in": 3, "init_channels": 4, "n_classes": 10, "layers": 3,
+                  "auxiliary": True, "genotype": R.NAMED_GENOTYPES["dropnas-cifar10"],
+                  "genotype_name": "dropnas-cifar10", "drop_path_prob": 0.2,
+                  "generated": {PATTERN_PATH: {"shape": [768, 128, 2, 2], "formula": PATTERN_FORMULA}}}
+
+
+def n_droppath(model):
+    return sum(1 for cell in model.cells for row in cell.dag for e in row if not isinstance(e.op, R.Identity))
+
+
+def draw_droppath(n_masks, batch, prob=0.2):
+    keep = 1.0 - prob
+    ms = [(torch.rand(batch) < keep).float() / keep for _ in range(n_masks)]
+    if not any(bool((m == 0).any()) for m in ms):
+        ms[0][0] = 0.0
+    return ms
+
+
+def without_pattern(st):
+    return {k: v for k, v in st.items() if k != PATTERN_PATH}
+
+
+def make_augment_network(out_dir):
+    model = augment_init()
+    before = state(model)
+    torch.manual_seed(AUGMENT_SEED + 1)
+    x = torch.randn(2, 3, 32, 32)
+    n_masks = n_droppath(model)
+    masks = draw_droppath(n_masks, 2)
+
+    ev = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        eval_out, eval_aux = ev(x)
+    assert eval_aux is None
+
+    model.train()
+    src = R.FixedDropPath(masks)
+    with torch.no_grad():
+        out, aux = model(x, src)
+    assert src.used == n_masks
+
+    t = {"input": x, "output": out, "aux_output": aux, "eval_output": eval_out}
+    t.update(prefixed("param.", without_pattern(before)))
+    t.update({f"droppath.{k}": m for k, m in enumerate(masks)})
+    t.update(prefixed("after.", running_stats(model)))
+    config = dict(AUGMENT_CONFIG, seed=AUGMENT_SEED, n_droppath_masks=n_masks, input_shape=list(x.shape),
+                  description=(
+        "AugmentNetwork. param.<path>: initial state (params + BN running stats) except "
+        f"{PATTERN_PATH}, which is generated (see 'generated'); droppath.<k>: per-sample masks (0 or 1/0.8) "
+        "in forward order (cell, node, edge; identity edges take none); output/aux_output: train-mode "
+        "forward with those masks; after.<path>: running stats after it; eval_output: eval-mode forward "
+        "(running stats, no drop path, no aux) from the initial state."))
+    save(out_dir, "augment_network.safetensors", t, config)
+
+
+# ----------------------------------------------------------------------------------------------
+# (d) parameter counts
+# ----------------------------------------------------------------------------------------------
+
+
+def make_param_counts(out_dir):
+    res = {"search": [], "augment": []}
+    for space, layers in (("original", 8), ("original", 14), ("1-skip", 8), ("3-skip", 8)):
+        net = R.SearchNetwork(3, 16, 10, layers, space)
+        n_ops = len(R.SEARCH_SPACES[space])
+        alphas = R.Alphas(4, n_ops)
+        res["search"].append({"space": space, "layers": layers, "init_channels": 16, "n_classes": 10,
+                              "input_channels": 3, "weights": R.count_params(net),
+                              "alphas": R.count_params(alphas)})
+    rows = [(g, 32, 3, nc) for g in ("darts-v2", "dropnas-cifar10") for nc in (10, 100)]
+    rows.append(("dropnas-cifar10", 28, 1, 10))
+    for g, size, cin, nc in rows:
+        net = R.AugmentNetwork(size, cin, 36, nc, 20, True, g)
+        res["augment"].append({"genotype": g, "layers": 20, "init_channels": 36, "n_classes": nc,
+                               "input_size": size, "input_channels": cin,
+                               "with_aux": R.count_params(net), "without_aux": R.count_params(net, "aux_head")})
+    res["note"] = ("Trainable parameters only (sum of numel over parameters(); BN running stats excluded). "
+                   "without_aux = parameters whose path does not start with 'aux_head'.")
+    path = os.path.join(out_dir, "param_counts.json")
+    with open(path, "w") as f:
+        json.dump(res, f, indent=1)
+        f.write("\n")
+    print("param_counts.json:", json.dumps(res["search"]), json.dumps(res["augment"]))
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# (e) two DropNAS search steps
+# ----------------------------------------------------------------------------------------------
+
+
+def make_search_step(out_dir):
+    model, alphas = search_init()
+    init = search_initial_state(model, alphas)
+    seed = 4000
+    torch.manual_seed(seed)
+    x = torch.randn(4, 3, 8, 8)
+    y = torch.randint(0, 10, (4,))
+    w_opt = torch.optim.SGD(model.parameters(), lr=0.0375, momentum=0.9, weight_decay=0)
+    a_opt = torch.optim.Adam(alphas.parameters(), lr=3e-4, betas=(0.5, 0.999), eps=1e-8, weight_decay=0)
+
+    steps = [
+        # step 0 (A): a few drops
+        (hand_masks(4, 8, {(1, 0): [1]}),
+         hand_masks(4, 8, {(0, 0): [6], (2, 3): [4]})),
+        # step 1 (B): several drops, some of ops kept in A (their weights have momentum, no gradient)
+        (hand_masks(4, 8, {(0, 0): [0, 4, 5, 6], (2, 1): [2, 3], (3, 4): [0, 1, 2, 7], (1, 2): [6]}),
+         hand_masks(4, 8, {(0, 1): [0, 6], (1, 2): [1], (3, 0): [4, 5, 7], (2, 2): [3, 5]})),
+    ]
+    param_names = [n for n, _ in model.named_parameters()]
+
+    t = {"input": x, "labels": y.float()}
+    t_final = {}
+    meta_steps = []
+    prev = state(model)
+    alphas_at_start = []
+    for s, (mn, mr) in enumerate(steps):
+        check_masks(mn)
+        check_masks(mr)
+        alphas_at_start.append([a.detach().clone() for a in list(alphas.normal) + list(alphas.reduce)])
+        p = f"step.{s}."
+        for i in range(4):
+            t[p + f"mask.normal.{i}"] = mn[i]
+            t[p + f"mask.reduce.{i}"] = mr[i]
+        rec = R.search_step(model, alphas, w_opt, a_opt, x, y, mn, mr)
+        now = state(model)
+        for g in rec["alpha_grad_1"]:  # no alpha gradient near the 1e-7 decay threshold
+            a = g.abs()
+            assert not bool(((a > 1e-8) & (a < 1e-5)).any()), a
+        for key in ("alpha_p2", "alpha_p4", "alpha_p5"):
+            for i in range(4):
+                t[p + f"{key}.normal.{i}"] = rec[key][i]
+                t[p + f"{key}.reduce.{i}"] = rec[key][4 + i]
+        for i in range(4):
+            for kind, off in (("normal", 0), ("reduce", 4)):
+                t[p + f"alpha_decay_mask.{kind}.{i}"] = rec["alpha_decay_mask"][off + i]
+                t[p + f"ratio.{kind}.{i}"] = rec["ratios"][off + i].float()
+                t[p + f"k.{kind}.{i}"] = rec["k"][off + i].float()
+        for key in ("loss_1", "loss_2", "norm_1", "norm_2"):
+            t[p + key] = scalar(rec[key])
+        if s == len(steps) - 1:  # after the last step: weights and every BN buffer
+            t_final.update(prefixed(p + "param.", now))
+        else:  # after earlier steps: the weights
+            t.update(prefixed(p + "param.", {n: now[n] for n in param_names}))
+        moved = {n for n in param_names if not torch.equal(now[n], prev[n])}
+        zero_grad = [n for n in rec["grad_present"] if n not in rec["decay_selected"]]
+        meta_steps.append({
+            "loss_1": rec["loss_1"], "loss_2": rec["loss_2"], "norm_1": rec["norm_1"], "norm_2": rec["norm_2"],
+            "decay_selected": rec["decay_selected"],
+            "no_grad": [n for n in param_names if n not in rec["grad_present"]],
+            "zero_grad": zero_grad,
+            "moved_without_gradient": [n for n in zero_grad if n in moved],
+            "unmoved": [n for n in param_names if n not in moved],
+        })
+        prev = now
+
+    # step B: weights of ops dropped in B (zero gradient) but used in A still move by momentum
+    mwg = meta_steps[1]["moved_without_gradient"]
+    assert "cells.0.dag.0.0.ops.0.first.depthwise.weight" in mwg, mwg
+    # weights never used so far have no gradient and do not move
+    assert "cells.0.dag.1.0.ops.1.first.depthwise.weight" in meta_steps[0]["no_grad"]
+    assert "cells.0.dag.1.0.ops.1.first.depthwise.weight" in meta_steps[0]["unmoved"]
+    assert set(meta_steps[0]["unmoved"]) == set(meta_steps[0]["no_grad"])
+    assert not meta_steps[1]["unmoved"]
+    # the alpha adjustment restores the kept probability mass of every edge (to round-off)
+    for s, (mn, mr) in enumerate(steps):
+        after = list(t[f"step.{s}.alpha_p5.normal.{i}"] for i in range(4)) + \
+            list(t[f"step.{s}.alpha_p5.reduce.{i}"] for i in range(4))
+        r0 = R.edge_ratios(alphas_at_start[s], list(mn) + list(mr))
+        r1 = R.edge_ratios(after, list(mn) + list(mr))
+        for a0, a1 in zip(r0, r1):
+            assert torch.allclose(a0, a1, rtol=0, atol=2e-6), (s, a0, a1)
+
+    files = ["search_step.safetensors", "search_step.1.safetensors"]
+    config = dict(SEARCH_CONFIG, seed=seed, initial_state="search_network.safetensors", batch=4,
+                  input_shape=list(x.shape),
+                  w_optimizer={"type": "SGD", "lr": 0.0375, "momentum": 0.9, "dampening": 0, "weight_decay": 0},
+                  a_optimizer={"type": "Adam (PyTorch >= 1.6 form: eps added to sqrt(v_hat))", "lr": 3e-4,
+                               "betas": [0.5, 0.999], "eps": 1e-8, "weight_decay": 0},
+                  clip=3.0, w_decay=3e-4, a_decay=1e-3, zero_grad="PyTorch 1.0 (zeros, not None)",
+                  steps=meta_steps, files=files, description=(
+        "Two DropNAS one-level steps from the initial state param.* / alpha.* of search_network.safetensors. "
+        "input, labels; step.<s>.mask.*.<i>: keep masks; step.<s>.{loss_1,loss_2,norm_1,norm_2}: [1] scalars "
+        "(float64 in 'steps'); step.<s>.alpha_p2/alpha_p4/alpha_p5.*.<i>: alphas after phases 2, 4, 5; "
+        "step.<s>.alpha_decay_mask.*.<i>: 1 where |grad of loss_1| > 1e-7; step.<s>.ratio.*.<i>: ratio_e per "
+        "edge; step.<s>.k.*.<i>: the shift added to the kept alphas (0 where nothing dropped); "
+        "step.0.param.<path>: the weights after step 0; step.1.param.<path> (search_step.1.safetensors): "
+        "weights and every BN buffer after step 1. steps[s]: decay_selected: weight paths in loss_2; "
+        "no_grad: weights whose gradient is None after phase 1 (never used so far: skipped by clip and SGD); "
+        "zero_grad: weights with a zero gradient after phase 1 (used before, dropped now: SGD momentum still "
+        "moves them); moved_without_gradient: those of zero_grad that moved; unmoved: weights unchanged by "
+        "the step."))
+    save(out_dir, files[0], t, config)
+    save(out_dir, files[1], t_final, {"see": files[0], "files": files})
+    return config
+
+
+# ----------------------------------------------------------------------------------------------
+# (f) two augment steps
+# ----------------------------------------------------------------------------------------------
+
+
+def make_augment_step(out_dir):
+    model = augment_init().train()
+    seed = 5000
+    torch.manual_seed(seed)
+    x = torch.randn(4, 3, 32, 32)
+    y = torch.randint(0, 10, (4,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
+    n_masks = n_droppath(model)
+    w0 = model.aux_head.conv2.weight.detach().clone()
+    param_names = [n for n, _ in model.named_parameters()]
+
+    def stored(prefix, buffers):
+        st = state(model)
+        w = st.pop(PATTERN_PATH)
+        if not buffers:
+            st = {n: st[n] for n in param_names if n != PATTERN_PATH}
+        out = prefixed(prefix + "param.", st)
+        out[prefix + "slice16." + PATTERN_PATH] = w[:16].clone()
+        out[prefix + "delta_rowsum." + PATTERN_PATH] = (w.double() - w0.double()).sum(dim=(1, 2, 3)).float()
+        return out
+
+    t = {"input": x, "labels": y.float()}
+    t_final = {}
+    meta_steps = []
+    for s in range(2):
+        p = f"step.{s}."
+        masks = draw_droppath(n_masks, 4)
+        t.update({p + f"droppath.{k}": m for k, m in enumerate(masks)})
+        opt.zero_grad(set_to_none=False)
+        src = R.FixedDropPath(masks)
+        logits, aux = model(x, src)
+        assert src.used == n_masks
+        ce = F.cross_entropy(logits, y)
+        ce_aux = F.cross_entropy(aux, y)
+        loss = ce + 0.4 * ce_aux
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 3.0)
+        opt.step()
+        vals = {"loss": float(loss.detach()), "ce": float(ce.detach()), "ce_aux": float(ce_aux.detach()),
+                "norm": float(norm)}
+        t.update({p + k: scalar(v) for k, v in vals.items()})
+        if s == 1:
+            t_final.update(stored(p, buffers=True))
+        else:
+            t.update(stored(p, buffers=False))
+        meta_steps.append(vals)
+    files = ["augment_step.safetensors", "augment_step.1.safetensors"]
+    config = dict(AUGMENT_CONFIG, seed=seed, initial_state="augment_network.safetensors", aux_weight=0.4,
+                  batch=4, n_droppath_masks=n_masks,
+                  optimizer={"type": "SGD", "lr": 0.05, "momentum": 0.9, "dampening": 0, "weight_decay": 3e-4},
+                  clip=3.0, steps=meta_steps, files=files, description=(
+        "Two augment training steps (train mode, loss = CE + 0.4 CE_aux, clip all parameters to global norm "
+        "3, SGD) from the initial state param.* of augment_network.safetensors (plus the generated "
+        f"{PATTERN_PATH}). input, labels; step.<s>.droppath.<k>: masks in forward order; "
+        "step.<s>.{loss,ce,ce_aux,norm}: [1] scalars; step.0.param.<path>: the parameters after step 0; "
+        "step.1.param.<path> (augment_step.1.safetensors): parameters and BN buffers after step 1; in both, "
+        f"{PATTERN_PATH} is replaced by step.<s>.slice16.{PATTERN_PATH} (output channels 0..16) and "
+        f"step.<s>.delta_rowsum.{PATTERN_PATH} ([768]: sum over in/kh/kw of (after - initial), in float64)."))
+    save(out_dir, files[0], t, config)
+    save(out_dir, files[1], t_final, {"see": files[0], "files": files})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default=DEFAULT_OUT)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    make_ops(args.out)
+    make_search_network(args.out)
+    make_augment_network(args.out)
+    make_param_counts(args.out)
+    make_search_step(args.out)
+    make_augment_step(args.out)
+    total = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
+    print(f"total: {total / 1024:.1f} KiB")
+
+
+if __name__ == "__main__":
+    main()
