@@ -46,6 +46,9 @@ enum Command {
     /// List, show and check genotypes
     #[command(subcommand)]
     Genotype(commands::genotype::GenotypeCommand),
+    /// Time training steps and report peak memory
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
 }
 
 /// Console logging through tracing: `RUST_LOG` sets the verbosity (default `info`).
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Info(args) => commands::info::run(args),
         Command::Search(args) => commands::search::run(*args),
         Command::Genotype(cmd) => commands::genotype::run(cmd),
+        Command::Bench(cmd) => commands::bench::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@
 use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
+use dropnas_train::grads::sum_by_dims;
 use burn::tensor::backend::AutodiffBackend;
 use std::collections::HashSet;
 
@@ -45,7 +46,7 @@ pub fn weight_decay<B: AutodiffBackend, M: AutodiffModule<B>>(
                 return;
             }
             let w = param.val().inner();
-            self.out.add(w.clone().square().sum().mul_scalar(self.rate));
+            self.out.add(sum_by_dims(w.clone().square()).mul_scalar(self.rate));
             self.out
                 .grads
                 .register::<B::InnerBackend, D>(param.id, w.mul_scalar(2.0 * self.rate));

@@ -5,6 +5,7 @@
 //! checkpoints and exact resume ([`search`]).
 
 pub mod alpha_adjust;
+pub mod bench;
 pub mod config;
 pub mod decay;
 pub mod search;
@@ -12,3 +13,6 @@ pub mod step;
 
 pub use config::SearchConfig;
 pub use search::{SearchError, SearchOutcome, run_search};
+
+#[cfg(test)]
+mod reference_tests;

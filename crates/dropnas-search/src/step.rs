@@ -101,8 +101,8 @@ pub struct StepReport<B: Backend> {
     pub alphas_after_phase_1: Option<[Vec<Vec<f32>>; 2]>,
     pub alphas_after_phase_2: [Vec<Vec<f32>>; 2],
     pub alphas_after_adjust: [Vec<Vec<f32>>; 2],
-    /// Number of weight tensors that partial decay selected.
-    pub decayed_weights: usize,
+    /// The weight tensors that partial decay selected.
+    pub decayed: Vec<burn::module::ParamId>,
 }
 
 /// The same numbers, on the host.
@@ -255,7 +255,7 @@ pub fn dropnas_step<B: AutodiffBackend>(
         alphas_after_phase_1,
         alphas_after_phase_2,
         alphas_after_adjust: adjusted,
-        decayed_weights: decayed.len(),
+        decayed: decayed.into_iter().collect(),
     };
     (Supernet { net, alphas }, report)
 }

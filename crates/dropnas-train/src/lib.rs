@@ -5,10 +5,15 @@
 //! gradients ([`grads`]), the per-epoch cosine schedule ([`schedule`]), accuracy meters
 //! ([`metrics`]), progress bars ([`progress`]); and the retraining ("augment") loop.
 
+pub mod augment;
 pub mod checkpoint;
+pub mod eval;
 pub mod grads;
 pub mod metrics;
 pub mod progress;
 pub mod records;
 pub mod run_dir;
 pub mod schedule;
+
+#[cfg(test)]
+mod reference_tests;

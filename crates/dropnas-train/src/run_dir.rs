@@ -150,3 +150,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
         io(path)(e)
     })
 }
+
+impl RunDir {
+    /// A line for both the console (through tracing, above any progress bar) and the log file.
+    pub fn say(&self, bar: &indicatif::ProgressBar, msg: &str) {
+        bar.suspend(|| tracing::info!("{msg}"));
+        self.log(msg);
+    }
+
+    /// On resume: keeps the step lines before global step `next_global_step` and the epoch lines
+    /// before epoch `next_epoch` (1-based epochs in the file, so `epoch < next_epoch + 1`).
+    pub fn truncate_metrics_at(&self, next_epoch: usize, next_global_step: usize) -> Result<(), RunDirError> {
+        self.truncate_metrics(|v| match v["kind"].as_str() {
+            Some("step") => v["global_step"].as_u64().is_some_and(|s| (s as usize) < next_global_step),
+            Some("epoch") => v["epoch"].as_u64().is_some_and(|e| (e as usize) <= next_epoch),
+            _ => false,
+        })
+    }
+}

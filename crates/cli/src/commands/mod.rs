@@ -1,3 +1,4 @@
+pub mod bench;
 pub mod genotype;
 pub mod info;
 pub mod search;

@@ -1,0 +1,93 @@
+//! `dropnas bench`: time the training steps (median, min, max over repeated steps after
+//! warm-up) and report peak memory, to compare with `tools/reference/bench_*.py`.
+
+use crate::device::{dispatch, BackendTask, DeviceSpec};
+use crate::UserError;
+use anyhow::Result;
+use burn::tensor::backend::AutodiffBackend;
+use dropnas_search::bench::{bench_search, BenchConfig, BenchResult};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// One full DropNAS search step (both phases, alpha adjustment) on random 32x32x3 input
+    Search(SearchBenchArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SearchBenchArgs {
+    #[arg(long, default_value_t = 8)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 16)]
+    pub init_channels: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Timed steps
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Untimed steps first
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = 32)]
+    pub input_size: usize,
+    #[arg(long, default_value_t = 3e-5)]
+    pub drop_rate: f64,
+    #[arg(long, default_value = "original")]
+    pub search_space: String,
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct SearchBench(SearchBenchArgs);
+
+impl BackendTask for SearchBench {
+    type Output = Result<BenchResult>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<BenchResult> {
+        let a = self.0;
+        let cfg = BenchConfig {
+            layers: a.layers,
+            init_channels: a.init_channels,
+            batch_size: a.batch_size,
+            input_size: a.input_size,
+            input_channels: 3,
+            n_classes: 10,
+            steps: a.steps,
+            warmup: a.warmup,
+            drop_rate: a.drop_rate,
+            search_space: a.search_space,
+        };
+        bench_search::<B>(&cfg, device).map_err(|e| UserError::new(e).into())
+    }
+}
+
+fn print(result: &BenchResult, json: bool, what: &str, spec: &DeviceSpec) {
+    if json {
+        println!("{}", serde_json::to_string(result).expect("JSON"));
+    } else {
+        println!(
+            "{what} on {}: median {:.4} s/step (min {:.4}, max {:.4}) over {} steps, peak RSS {:.0} MiB",
+            spec.describe(),
+            result.median_s,
+            result.min_s,
+            result.max_s,
+            result.steps,
+            result.peak_rss_mib
+        );
+    }
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Search(a) => {
+            let spec = DeviceSpec::resolve(a.device.as_deref())?;
+            let json = a.json;
+            let what = format!("search step (layers {}, channels {}, batch {})", a.layers, a.init_channels, a.batch_size);
+            let r = dispatch(&spec, SearchBench(a))?;
+            print(&r, json, &what, &spec);
+        }
+    }
+    Ok(())
+}
