@@ -7,8 +7,8 @@
 use burn::module::{AutodiffModule, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use dropnas_train::grads::sum_by_dims;
 use burn::tensor::backend::AutodiffBackend;
+use dropnas_train::grads::sum_by_dims;
 use std::collections::HashSet;
 
 /// `|grad| > 1e-7`: the alpha entries that took part in the step.
@@ -46,7 +46,8 @@ pub fn weight_decay<B: AutodiffBackend, M: AutodiffModule<B>>(
                 return;
             }
             let w = param.val().inner();
-            self.out.add(sum_by_dims(w.clone().square()).mul_scalar(self.rate));
+            self.out
+                .add(sum_by_dims(w.clone().square()).mul_scalar(self.rate));
             self.out
                 .grads
                 .register::<B::InnerBackend, D>(param.id, w.mul_scalar(2.0 * self.rate));
@@ -114,7 +115,7 @@ pub fn alpha_decay<B: AutodiffBackend, M: AutodiffModule<B>>(
             let mask = mask.clone().reshape(a.shape());
             let masked = a * mask;
             self.out
-                .add(masked.clone().square().sum().mul_scalar(self.rate));
+                .add(sum_by_dims(masked.clone().square()).mul_scalar(self.rate));
             self.out
                 .grads
                 .register::<B::InnerBackend, D>(param.id, masked.mul_scalar(2.0 * self.rate));

@@ -3,9 +3,9 @@
 //! test set after every epoch; last and best checkpoints; exact resume.
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::eval::{evaluate, EvalResult};
+use crate::eval::{EvalResult, evaluate};
 use crate::grads::clip_global_norm;
-use crate::metrics::{topk_correct, Meter};
+use crate::metrics::{Meter, topk_correct};
 use crate::progress::epoch_bar;
 use crate::records::{module_from_bytes, module_to_bytes, optim_from_bytes, optim_to_bytes};
 use crate::run_dir::{RunDir, RunDirError};
@@ -18,11 +18,11 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
-use dropnas_core::drop_path::{drop_path_prob, DropPathSource, RandomDropPath};
+use dropnas_core::drop_path::{DropPathSource, RandomDropPath, drop_path_prob};
 use dropnas_core::genotype::Genotype;
 use dropnas_core::params::param_infos;
 use dropnas_core::{AugmentNetwork, AugmentNetworkConfig};
-use dropnas_data::{load, Augment, DatasetKind, LoadOptions, Loader, LoaderConfig, Split};
+use dropnas_data::{Augment, DatasetKind, LoadOptions, Loader, LoaderConfig, Split, load};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -103,7 +103,12 @@ impl AugmentConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        for (flag, v) in [("--batch-size", self.batch_size), ("--epochs", self.epochs), ("--layers", self.layers), ("--init-channels", self.init_channels)] {
+        for (flag, v) in [
+            ("--batch-size", self.batch_size),
+            ("--epochs", self.epochs),
+            ("--layers", self.layers),
+            ("--init-channels", self.init_channels),
+        ] {
             if v == 0 {
                 return Err(format!("{flag} must be at least 1"));
             }
@@ -112,10 +117,15 @@ impl AugmentConfig {
             return Err(format!("--lr must be in (0, 1], got {}", self.lr));
         }
         if !(0.0..1.0).contains(&self.drop_path_prob) {
-            return Err(format!("--drop-path-prob must be in [0, 1), got {}", self.drop_path_prob));
+            return Err(format!(
+                "--drop-path-prob must be in [0, 1), got {}",
+                self.drop_path_prob
+            ));
         }
         if self.init_channels % 2 != 0 {
-            return Err("--init-channels must be even (FactorizedReduce splits channels in two)".into());
+            return Err(
+                "--init-channels must be even (FactorizedReduce splits channels in two)".into(),
+            );
         }
         Ok(())
     }
@@ -135,7 +145,12 @@ pub enum TrainError {
         "the loss became {value} at epoch {epoch}, step {step}; the run stopped and its last good checkpoint \
          ({checkpoint}) is kept. Try a lower --lr, or --resume to retry from the checkpoint"
     )]
-    NonFinite { value: f64, epoch: usize, step: usize, checkpoint: String },
+    NonFinite {
+        value: f64,
+        epoch: usize,
+        step: usize,
+        checkpoint: String,
+    },
 }
 
 impl TrainError {
@@ -153,13 +168,20 @@ pub struct AugmentOutcome {
     pub elapsed_s: f64,
 }
 
-type SgdOptim<B> = OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, AugmentNetwork<B>, B>;
+type SgdOptim<B> =
+    OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, AugmentNetwork<B>, B>;
 
 /// SGD with PyTorch's momentum (no dampening) and plain weight decay on every weight.
 pub fn sgd<B: AutodiffBackend>(cfg: &AugmentConfig) -> SgdOptim<B> {
     SgdConfig::new()
-        .with_momentum(Some(MomentumConfig { momentum: cfg.momentum, dampening: 0.0, nesterov: false }))
-        .with_weight_decay(Some(WeightDecayConfig { penalty: cfg.weight_decay as f32 }))
+        .with_momentum(Some(MomentumConfig {
+            momentum: cfg.momentum,
+            dampening: 0.0,
+            nesterov: false,
+        }))
+        .with_weight_decay(Some(WeightDecayConfig {
+            penalty: cfg.weight_decay as f32,
+        }))
         .init()
 }
 
@@ -192,24 +214,46 @@ pub fn augment_step<B: AutodiffBackend>(
     let (loss, ce_aux) = match aux {
         Some(aux) => {
             let ce_aux = ce.forward(aux, y.clone());
-            (ce_main.clone() + ce_aux.clone().mul_scalar(aux_weight), Some(ce_aux.inner()))
+            (
+                ce_main.clone() + ce_aux.clone().mul_scalar(aux_weight),
+                Some(ce_aux.inner()),
+            )
         }
         None => (ce_main.clone(), None),
     };
     let correct = topk_correct(logits.inner(), y.inner());
     let mut grads = GradientsParams::from_grads(loss.backward(), &net);
-    let norm = clip_global_norm(&net, &mut grads, grad_clip).unwrap_or_else(|| Tensor::zeros([1], &device));
+    let norm = clip_global_norm(&net, &mut grads, grad_clip)
+        .unwrap_or_else(|| Tensor::zeros([1], &device));
     let net = optim.step(lr, net, grads);
-    (net, AugmentStepReport { loss: loss.inner(), ce: ce_main.inner(), ce_aux, norm, correct })
+    (
+        net,
+        AugmentStepReport {
+            loss: loss.inner(),
+            ce: ce_main.inner(),
+            ce_aux,
+            norm,
+            correct,
+        },
+    )
 }
 
 /// Trainable parameters without the auxiliary head, as the original reports the model size.
 pub fn params_without_aux<B: Backend>(net: &AugmentNetwork<B>) -> usize {
-    param_infos::<B, _>(net).iter().filter(|p| !p.is_running_stat && !p.path.starts_with("aux_head")).map(|p| p.numel()).sum()
+    param_infos::<B, _>(net)
+        .iter()
+        .filter(|p| !p.is_running_stat && !p.path.starts_with("aux_head"))
+        .map(|p| p.numel())
+        .sum()
 }
 
 /// Saves a network alone with what rebuilds it (for `dropnas eval` and the best checkpoint).
-fn network_checkpoint<B: Backend>(cfg: &AugmentConfig, net_cfg: &AugmentNetworkConfig, net: &AugmentNetwork<B>, extra: serde_json::Value) -> Result<Checkpoint, String> {
+fn network_checkpoint<B: Backend>(
+    cfg: &AugmentConfig,
+    net_cfg: &AugmentNetworkConfig,
+    net: &AugmentNetwork<B>,
+    extra: serde_json::Value,
+) -> Result<Checkpoint, String> {
     let header = json!({
         "kind": "augment", "format": 1, "network": net_cfg, "dataset": cfg.dataset,
         "genotype": cfg.genotype.to_string(), "config": cfg, "state": extra,
@@ -218,33 +262,62 @@ fn network_checkpoint<B: Backend>(cfg: &AugmentConfig, net_cfg: &AugmentNetworkC
 }
 
 /// Loads a network saved by `augment` (last or best checkpoint) onto `device`.
-pub fn load_network<B: Backend>(path: &Path, device: &B::Device) -> Result<(AugmentNetwork<B>, AugmentNetworkConfig, Checkpoint), TrainError> {
+pub fn load_network<B: Backend>(
+    path: &Path,
+    device: &B::Device,
+) -> Result<(AugmentNetwork<B>, AugmentNetworkConfig, Checkpoint), TrainError> {
     let ckpt = Checkpoint::load(path)?;
     if ckpt.header["kind"] != "augment" {
-        return Err(TrainError::Config(format!("{} is not an augment checkpoint (a search checkpoint?)", path.display())));
+        return Err(TrainError::Config(format!(
+            "{} is not an augment checkpoint (a search checkpoint?)",
+            path.display()
+        )));
     }
     let net_cfg: AugmentNetworkConfig = serde_json::from_value(ckpt.header["network"].clone())
-        .map_err(|e| TrainError::Config(format!("{}: unreadable network description: {e}", path.display())))?;
+        .map_err(|e| {
+            TrainError::Config(format!(
+                "{}: unreadable network description: {e}",
+                path.display()
+            ))
+        })?;
     let net = net_cfg.init::<B>(device);
-    let net = module_from_bytes(net, ckpt.part("net", path)?, device).map_err(|e| CheckpointError::Restore {
-        path: path.to_path_buf(),
-        what: "network".into(),
-        detail: e,
+    let net = module_from_bytes(net, ckpt.part("net", path)?, device).map_err(|e| {
+        CheckpointError::Restore {
+            path: path.to_path_buf(),
+            what: "network".into(),
+            detail: e,
+        }
     })?;
     Ok((net, net_cfg, ckpt))
 }
 
 /// Runs (or continues) the retraining described by `cfg`.
-pub fn run_augment<B: AutodiffBackend>(mut cfg: AugmentConfig, device: B::Device, resume: bool) -> Result<AugmentOutcome, TrainError> {
+pub fn run_augment<B: AutodiffBackend>(
+    mut cfg: AugmentConfig,
+    device: B::Device,
+    resume: bool,
+) -> Result<AugmentOutcome, TrainError> {
     let run = RunDir::open(&cfg.out_dir, &cfg.name, resume)?;
-    let ckpt = if resume { Some(Checkpoint::load(&run.checkpoint_path())?) } else { None };
+    let ckpt = if resume {
+        Some(Checkpoint::load(&run.checkpoint_path())?)
+    } else {
+        None
+    };
     if let Some(c) = &ckpt {
         if c.header["kind"] != "augment" {
-            return Err(TrainError::Config(format!("{} is not an augment checkpoint", run.checkpoint_path().display())));
+            return Err(TrainError::Config(format!(
+                "{} is not an augment checkpoint",
+                run.checkpoint_path().display()
+            )));
         }
         let saved: AugmentConfig = serde_json::from_value(c.header["config"].clone())
             .map_err(|e| TrainError::Config(format!("checkpoint configuration unreadable: {e}")))?;
-        cfg = AugmentConfig { workers: cfg.workers, data_dir: cfg.data_dir.clone(), download: cfg.download, ..saved };
+        cfg = AugmentConfig {
+            workers: cfg.workers,
+            data_dir: cfg.data_dir.clone(),
+            download: cfg.download,
+            ..saved
+        };
     }
     cfg.validate().map_err(TrainError::Config)?;
     let kind: DatasetKind = cfg.dataset.parse()?;
@@ -256,8 +329,16 @@ pub fn run_augment<B: AutodiffBackend>(mut cfg: AugmentConfig, device: B::Device
     };
     let train = Arc::new(load(kind, &cfg.data_dir, Split::Train, &opts)?);
     let test = Arc::new(load(kind, &cfg.data_dir, Split::Test, &opts)?);
-    let loader = Loader::new(train.clone(), Augment::train(kind, cfg.cutout_length), LoaderConfig::train(cfg.batch_size, cfg.seed, cfg.workers))?;
-    let test_loader = Loader::new(test.clone(), Augment::eval(kind), LoaderConfig::eval(cfg.batch_size, cfg.workers))?;
+    let loader = Loader::new(
+        train.clone(),
+        Augment::train(kind, cfg.cutout_length),
+        LoaderConfig::train(cfg.batch_size, cfg.seed, cfg.workers),
+    )?;
+    let test_loader = Loader::new(
+        test.clone(),
+        Augment::eval(kind),
+        LoaderConfig::eval(cfg.batch_size, cfg.workers),
+    )?;
     let steps_per_epoch = loader.batches_per_epoch();
     let net_cfg = cfg.network(kind, train.n_classes());
     net_cfg.validate().map_err(TrainError::Config)?;
@@ -271,11 +352,18 @@ pub fn run_augment<B: AutodiffBackend>(mut cfg: AugmentConfig, device: B::Device
     let mut best_top1 = 0.0f64;
     if let Some(c) = &ckpt {
         let path = run.checkpoint_path();
-        let restore = |what: &str, e: String| CheckpointError::Restore { path: path.clone(), what: what.into(), detail: e };
-        net = module_from_bytes(net, c.part("net", &path)?, &device).map_err(|e| restore("network", e))?;
-        optim = optim_from_bytes(optim, c.part("optim", &path)?, &device).map_err(|e| restore("SGD state", e))?;
+        let restore = |what: &str, e: String| CheckpointError::Restore {
+            path: path.clone(),
+            what: what.into(),
+            detail: e,
+        };
+        net = module_from_bytes(net, c.part("net", &path)?, &device)
+            .map_err(|e| restore("network", e))?;
+        optim = optim_from_bytes(optim, c.part("optim", &path)?, &device)
+            .map_err(|e| restore("SGD state", e))?;
         let s = &c.header["state"];
-        drop_rng = serde_json::from_value(s["drop_rng"].clone()).map_err(|e| restore("drop-path RNG", e.to_string()))?;
+        drop_rng = serde_json::from_value(s["drop_rng"].clone())
+            .map_err(|e| restore("drop-path RNG", e.to_string()))?;
         epoch0 = s["epoch"].as_u64().unwrap_or(0) as usize;
         step0 = s["step"].as_u64().unwrap_or(0) as usize;
         global_step = s["global_step"].as_u64().unwrap_or(0) as usize;
@@ -284,47 +372,87 @@ pub fn run_augment<B: AutodiffBackend>(mut cfg: AugmentConfig, device: B::Device
         best_top1 = s["best_top1"].as_f64().unwrap_or(0.0);
         run.truncate_metrics_at(epoch0, global_step)?;
     }
-    run.write_json("config.json", &serde_json::to_value(&cfg).expect("config is JSON"))?;
+    run.write_json(
+        "config.json",
+        &serde_json::to_value(&cfg).expect("config is JSON"),
+    )?;
     let params = params_without_aux(&net);
     let hidden = indicatif::ProgressBar::hidden();
-    run.say(&hidden, &format!(
-        "{} augment `{}` on {}: {} training / {} test images, {} steps per epoch",
-        if resume { "resuming" } else { "starting" },
-        cfg.name,
-        kind.display_name(),
-        train.len(),
-        test.len(),
-        steps_per_epoch
-    ));
+    run.say(
+        &hidden,
+        &format!(
+            "{} augment `{}` on {}: {} training / {} test images, {} steps per epoch",
+            if resume { "resuming" } else { "starting" },
+            cfg.name,
+            kind.display_name(),
+            train.len(),
+            test.len(),
+            steps_per_epoch
+        ),
+    );
     run.say(&hidden, &format!("genotype = {}", cfg.genotype));
-    run.say(&hidden, &format!("Model size = {:.3} MB ({params} parameters without the auxiliary head)", params as f64 / 1024.0 / 1024.0));
+    run.say(
+        &hidden,
+        &format!(
+            "Model size = {:.3} MB ({params} parameters without the auxiliary head)",
+            params as f64 / 1024.0 / 1024.0
+        ),
+    );
     run.write("genotype.txt", cfg.genotype.to_string().as_bytes())?;
 
     let started = Instant::now() - std::time::Duration::from_secs_f64(elapsed);
     let mut final_eval = None;
     let mut stopped = false;
     for epoch in epoch0..cfg.epochs {
-        let lr = EpochSchedule::lr_of_epoch(cfg.lr, 0.0, cfg.epochs, epoch).map_err(TrainError::Config)?;
+        let lr = EpochSchedule::lr_of_epoch(cfg.lr, 0.0, cfg.epochs, epoch)
+            .map_err(TrainError::Config)?;
         let p_drop = drop_path_prob(cfg.drop_path_prob, epoch, cfg.epochs);
         let first = if epoch == epoch0 { step0 } else { 0 };
         if first == 0 {
             meters = [Meter::default(); 3];
         }
-        let bar = epoch_bar(steps_per_epoch as u64, format!("epoch {}/{}", epoch + 1, cfg.epochs));
+        let bar = epoch_bar(
+            steps_per_epoch as u64,
+            format!("epoch {}/{}", epoch + 1, cfg.epochs),
+        );
         bar.set_position(first as u64);
-        run.say(&bar, &format!("Epoch {epoch} LR {lr} drop path {p_drop:.4}"));
+        run.say(
+            &bar,
+            &format!("Epoch {epoch} LR {lr} drop path {p_drop:.4}"),
+        );
         for (step, batch) in (first..).zip(loader.epoch(epoch, first)) {
             let t0 = Instant::now();
             let n = batch.len();
             let (x, y) = batch.to_tensors::<B>(&device);
-            let mut drop = RandomDropPath { prob: p_drop, rng: &mut drop_rng };
-            let (next, report) = augment_step(net, &mut optim, x, y, &mut drop, cfg.aux_weight, cfg.grad_clip, lr);
+            let mut drop = RandomDropPath {
+                prob: p_drop,
+                rng: &mut drop_rng,
+            };
+            let (next, report) = augment_step(
+                net,
+                &mut optim,
+                x,
+                y,
+                &mut drop,
+                cfg.aux_weight,
+                cfg.grad_clip,
+                lr,
+            );
             net = next;
-            let v: Vec<f64> = Tensor::cat(vec![report.loss, report.norm, report.correct], 0).into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
+            let v: Vec<f64> = Tensor::cat(vec![report.loss, report.norm, report.correct], 0)
+                .into_data()
+                .convert::<f64>()
+                .into_vec::<f64>()
+                .unwrap_or_default();
             let (loss, norm, top1, top5) = (v[0], v[1], v[2] / n as f64, v[3] / n as f64);
             if !loss.is_finite() {
                 bar.finish_and_clear();
-                return Err(TrainError::NonFinite { value: loss, epoch: epoch + 1, step, checkpoint: run.checkpoint_path().display().to_string() });
+                return Err(TrainError::NonFinite {
+                    value: loss,
+                    epoch: epoch + 1,
+                    step,
+                    checkpoint: run.checkpoint_path().display().to_string(),
+                });
             }
             let dt = t0.elapsed().as_secs_f64();
             meters[0].update(loss, n);
@@ -336,19 +464,39 @@ pub fn run_augment<B: AutodiffBackend>(mut cfg: AugmentConfig, device: B::Device
                 "top1": top1, "top5": top5, "lr": lr, "norm": norm, "time_s": started.elapsed().as_secs_f64(), "step_s": dt,
             }))?;
             bar.set_position(step as u64 + 1);
-            bar.set_message(format!("loss {:.3} top1 {:.1}% {:.0} img/s", meters[0].avg(), 100.0 * meters[1].avg(), n as f64 / dt));
+            bar.set_message(format!(
+                "loss {:.3} top1 {:.1}% {:.0} img/s",
+                meters[0].avg(),
+                100.0 * meters[1].avg(),
+                n as f64 / dt
+            ));
             if step % cfg.print_freq.max(1) == 0 || step + 1 == steps_per_epoch {
-                run.say(&bar, &format!(
-                    "Train: [{:3}/{}] Step {:03}/{:03} Loss {:.3} Prec@(1,5) ({:.1}%, {:.1}%)",
-                    epoch + 1, cfg.epochs, step, steps_per_epoch - 1, meters[0].avg(), 100.0 * meters[1].avg(), 100.0 * meters[2].avg()
-                ));
+                run.say(
+                    &bar,
+                    &format!(
+                        "Train: [{:3}/{}] Step {:03}/{:03} Loss {:.3} Prec@(1,5) ({:.1}%, {:.1}%)",
+                        epoch + 1,
+                        cfg.epochs,
+                        step,
+                        steps_per_epoch - 1,
+                        meters[0].avg(),
+                        100.0 * meters[1].avg(),
+                        100.0 * meters[2].avg()
+                    ),
+                );
             }
             let out_of_steps = cfg.max_steps.is_some_and(|m| global_step >= m);
-            let state = |e: usize, s: usize| json!({
-                "epoch": e, "step": s, "global_step": global_step, "elapsed_s": started.elapsed().as_secs_f64(),
-                "meters": meters, "best_top1": best_top1, "drop_rng": drop_rng,
-            });
-            if (cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0 && step + 1 < steps_per_epoch) || out_of_steps {
+            let state = |e: usize, s: usize| {
+                json!({
+                    "epoch": e, "step": s, "global_step": global_step, "elapsed_s": started.elapsed().as_secs_f64(),
+                    "meters": meters, "best_top1": best_top1, "drop_rng": drop_rng,
+                })
+            };
+            if (cfg.checkpoint_every > 0
+                && (step + 1) % cfg.checkpoint_every == 0
+                && step + 1 < steps_per_epoch)
+                || out_of_steps
+            {
                 save_last(&run, &cfg, &net_cfg, &net, &optim, state(epoch, step + 1))?;
             }
             if out_of_steps {
@@ -358,7 +506,12 @@ pub fn run_augment<B: AutodiffBackend>(mut cfg: AugmentConfig, device: B::Device
         }
         bar.finish_and_clear();
         if stopped {
-            run.say(&bar, &format!("stopped after {global_step} steps (--max-steps); --resume continues from here"));
+            run.say(
+                &bar,
+                &format!(
+                    "stopped after {global_step} steps (--max-steps); --resume continues from here"
+                ),
+            );
             break;
         }
 
@@ -369,8 +522,26 @@ pub fn run_augment<B: AutodiffBackend>(mut cfg: AugmentConfig, device: B::Device
         if is_best {
             best_top1 = eval.top1;
         }
-        run.say(&bar, &format!("Train: [{:3}/{}] Final Prec@1 {:.4}%", epoch + 1, cfg.epochs, 100.0 * meters[1].avg()));
-        run.say(&bar, &format!("Valid: [{:3}/{}] Loss {:.3} Prec@(1,5) ({:.2}%, {:.2}%)", epoch + 1, cfg.epochs, eval.loss, 100.0 * eval.top1, 100.0 * eval.top5));
+        run.say(
+            &bar,
+            &format!(
+                "Train: [{:3}/{}] Final Prec@1 {:.4}%",
+                epoch + 1,
+                cfg.epochs,
+                100.0 * meters[1].avg()
+            ),
+        );
+        run.say(
+            &bar,
+            &format!(
+                "Valid: [{:3}/{}] Loss {:.3} Prec@(1,5) ({:.2}%, {:.2}%)",
+                epoch + 1,
+                cfg.epochs,
+                eval.loss,
+                100.0 * eval.top1,
+                100.0 * eval.top5
+            ),
+        );
         run.metric(&json!({
             "kind": "epoch", "epoch": epoch + 1, "train_loss": meters[0].avg(), "train_top1": meters[1].avg(),
             "train_top5": meters[2].avg(), "val_loss": eval.loss, "val_top1": eval.top1, "val_top5": eval.top5,
@@ -383,20 +554,30 @@ pub fn run_augment<B: AutodiffBackend>(mut cfg: AugmentConfig, device: B::Device
         });
         save_last(&run, &cfg, &net_cfg, &net, &optim, state.clone())?;
         if is_best {
-            let best = network_checkpoint(&cfg, &net_cfg, &inner, state).map_err(|e| TrainError::Config(format!("saving best: {e}")))?;
+            let best = network_checkpoint(&cfg, &net_cfg, &inner, state)
+                .map_err(|e| TrainError::Config(format!("saving best: {e}")))?;
             best.save(&run.path("best.ckpt"))?;
         }
         final_eval = Some(eval);
     }
     let elapsed_s = started.elapsed().as_secs_f64();
     if !stopped {
-        run.say(&hidden, &format!("Final best Prec@1 = {:.4}%", 100.0 * best_top1));
+        run.say(
+            &hidden,
+            &format!("Final best Prec@1 = {:.4}%", 100.0 * best_top1),
+        );
     }
     run.write_json("summary.json", &json!({
         "genotype": cfg.genotype.to_string(), "params_without_aux": params, "best_top1": best_top1,
         "final": final_eval, "epochs_done": if stopped { epoch0 } else { cfg.epochs }, "elapsed_s": elapsed_s, "finished": !stopped,
     }))?;
-    Ok(AugmentOutcome { best_top1, final_eval, params, epochs_done: cfg.epochs, elapsed_s })
+    Ok(AugmentOutcome {
+        best_top1,
+        final_eval,
+        params,
+        epochs_done: cfg.epochs,
+        elapsed_s,
+    })
 }
 
 fn save_last<B: AutodiffBackend>(
@@ -408,7 +589,9 @@ fn save_last<B: AutodiffBackend>(
     state: serde_json::Value,
 ) -> Result<(), TrainError> {
     let fail = |e: String| TrainError::Config(format!("saving checkpoint: {e}"));
-    let ckpt = network_checkpoint(cfg, net_cfg, net, state).map_err(fail)?.with_part("optim", optim_to_bytes(optim).map_err(fail)?);
+    let ckpt = network_checkpoint(cfg, net_cfg, net, state)
+        .map_err(fail)?
+        .with_part("optim", optim_to_bytes(optim).map_err(fail)?);
     ckpt.save(&run.checkpoint_path())?;
     Ok(())
 }

@@ -1,12 +1,12 @@
 //! Evaluation of an augment network on a data set: loss, top-1 and top-5 over every sample,
 //! on the inner (non-autodiff) backend so that no graph is built.
 
-use crate::metrics::{topk_correct, Meter};
+use crate::metrics::{Meter, topk_correct};
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use dropnas_core::drop_path::NoDropPath;
+use burn::tensor::backend::Backend;
 use dropnas_core::AugmentNetwork;
+use dropnas_core::drop_path::NoDropPath;
 use dropnas_data::Loader;
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +19,11 @@ pub struct EvalResult {
 }
 
 /// Runs `net` (already on an inner backend: `model.valid()`) over every batch of `loader`.
-pub fn evaluate<B: Backend>(net: &AugmentNetwork<B>, loader: &Loader, device: &B::Device) -> EvalResult {
+pub fn evaluate<B: Backend>(
+    net: &AugmentNetwork<B>,
+    loader: &Loader,
+    device: &B::Device,
+) -> EvalResult {
     let ce = CrossEntropyLossConfig::new().init(device);
     let (mut loss, mut top1, mut top5) = (Meter::default(), Meter::default(), Meter::default());
     for batch in loader.epoch(0, 0) {
@@ -28,10 +32,19 @@ pub fn evaluate<B: Backend>(net: &AugmentNetwork<B>, loader: &Loader, device: &B
         let (logits, _) = net.forward(x, &mut NoDropPath, false);
         let l = ce.forward(logits.clone(), y.clone()).reshape([1]);
         let c = topk_correct(logits, y);
-        let v: Vec<f64> = Tensor::cat(vec![l, c], 0).into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
+        let v: Vec<f64> = Tensor::cat(vec![l, c], 0)
+            .into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .unwrap_or_default();
         loss.update(v[0], n);
         top1.update(v[1] / n as f64, n);
         top5.update(v[2] / n as f64, n);
     }
-    EvalResult { loss: loss.avg(), top1: top1.avg(), top5: top5.avg(), samples: loss.count as usize }
+    EvalResult {
+        loss: loss.avg(),
+        top1: top1.avg(),
+        top5: top5.avg(),
+        samples: loss.count as usize,
+    }
 }

@@ -46,7 +46,9 @@ pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
 /// Sum of every element, one dimension at a time from the last: many short sums instead of one
 /// long one, which keeps float32 round-off at PyTorch's level (a plain `sum()` of a 400k-element
 /// gradient drifted by 5e-5 relative on the CPU backend).
-pub fn sum_by_dims<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, 1> {
+pub fn sum_by_dims<B: burn::tensor::backend::Backend, const D: usize>(
+    t: Tensor<B, D>,
+) -> Tensor<B, 1> {
     let mut t = t;
     for d in (1..D).rev() {
         t = t.sum_dim(d);

@@ -160,10 +160,18 @@ impl RunDir {
 
     /// On resume: keeps the step lines before global step `next_global_step` and the epoch lines
     /// before epoch `next_epoch` (1-based epochs in the file, so `epoch < next_epoch + 1`).
-    pub fn truncate_metrics_at(&self, next_epoch: usize, next_global_step: usize) -> Result<(), RunDirError> {
+    pub fn truncate_metrics_at(
+        &self,
+        next_epoch: usize,
+        next_global_step: usize,
+    ) -> Result<(), RunDirError> {
         self.truncate_metrics(|v| match v["kind"].as_str() {
-            Some("step") => v["global_step"].as_u64().is_some_and(|s| (s as usize) < next_global_step),
-            Some("epoch") => v["epoch"].as_u64().is_some_and(|e| (e as usize) <= next_epoch),
+            Some("step") => v["global_step"]
+                .as_u64()
+                .is_some_and(|s| (s as usize) < next_global_step),
+            Some("epoch") => v["epoch"]
+                .as_u64()
+                .is_some_and(|e| (e as usize) <= next_epoch),
             _ => false,
         })
     }

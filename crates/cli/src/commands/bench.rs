@@ -1,11 +1,11 @@
 //! `dropnas bench`: time the training steps (median, min, max over repeated steps after
 //! warm-up) and report peak memory, to compare with `tools/reference/bench_*.py`.
 
-use crate::device::{dispatch, BackendTask, DeviceSpec};
 use crate::UserError;
+use crate::device::{BackendTask, DeviceSpec, dispatch};
 use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
-use dropnas_search::bench::{bench_search, BenchConfig, BenchResult};
+use dropnas_search::bench::{BenchConfig, BenchResult, bench_search};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchCommand {
@@ -84,7 +84,10 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Search(a) => {
             let spec = DeviceSpec::resolve(a.device.as_deref())?;
             let json = a.json;
-            let what = format!("search step (layers {}, channels {}, batch {})", a.layers, a.init_channels, a.batch_size);
+            let what = format!(
+                "search step (layers {}, channels {}, batch {})",
+                a.layers, a.init_channels, a.batch_size
+            );
             let r = dispatch(&spec, SearchBench(a))?;
             print(&r, json, &what, &spec);
         }
