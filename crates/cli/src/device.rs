@@ -5,7 +5,7 @@
 //! `wgpu` (any GPU through Vulkan/Metal/DX12), `cuda` (NVIDIA).
 
 use anyhow::{Result, bail};
-use burn::tensor::backend::AutodiffBackend;
+use dropnas_core::DropnasAutodiffBackend;
 
 /// A parsed `--device` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +110,7 @@ impl DeviceSpec {
 /// Work to run on whichever backend `--device` selects.
 pub trait BackendTask {
     type Output;
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output;
+    fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Self::Output;
 }
 
 /// Runs `task` on the backend of `spec`.

@@ -43,6 +43,10 @@ enum Command {
     Info(commands::info::InfoArgs),
     /// Search a cell architecture with one-level DropNAS
     Search(Box<commands::search::SearchArgs>),
+    /// Retrain a genotype from scratch ("augment") and test it after every epoch
+    Augment(Box<commands::augment::AugmentArgs>),
+    /// Test a network saved by `augment`
+    Eval(commands::augment::EvalArgs),
     /// List, show and check genotypes
     #[command(subcommand)]
     Genotype(commands::genotype::GenotypeCommand),
@@ -68,6 +72,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info(args) => commands::info::run(args),
         Command::Search(args) => commands::search::run(*args),
+        Command::Augment(args) => commands::augment::run(*args),
+        Command::Eval(args) => commands::augment::run_eval(args),
         Command::Genotype(cmd) => commands::genotype::run(cmd),
         Command::Bench(cmd) => commands::bench::run(cmd),
     };

@@ -2,6 +2,7 @@
 
 use crate::drop_path::{DropPathSource, drop_path};
 use crate::genotype::Genotype;
+use crate::kernels::DropnasBackend;
 use crate::ops::{Op, StdConv};
 use crate::search_cell::Preproc;
 use burn::module::Module;
@@ -25,7 +26,7 @@ pub struct AugmentCell<B: Backend> {
     pub reduction: bool,
 }
 
-impl<B: Backend> AugmentCell<B> {
+impl<B: DropnasBackend> AugmentCell<B> {
     pub fn new(
         genotype: &Genotype,
         c_pp: usize,

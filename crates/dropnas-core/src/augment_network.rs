@@ -4,6 +4,7 @@ use crate::augment_cell::AugmentCell;
 use crate::aux_head::{AuxHead, check_aux_side};
 use crate::drop_path::DropPathSource;
 use crate::genotype::Genotype;
+use crate::kernels::DropnasBackend;
 use crate::search_network::{Stem, is_reduction};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
@@ -64,7 +65,7 @@ impl AugmentNetworkConfig {
         Ok(())
     }
 
-    pub fn init<B: Backend>(&self, device: &B::Device) -> AugmentNetwork<B> {
+    pub fn init<B: DropnasBackend>(&self, device: &B::Device) -> AugmentNetwork<B> {
         AugmentNetwork::new(self, device)
     }
 }
@@ -78,7 +79,7 @@ pub struct AugmentNetwork<B: Backend> {
     pub aux_position: usize,
 }
 
-impl<B: Backend> AugmentNetwork<B> {
+impl<B: DropnasBackend> AugmentNetwork<B> {
     pub fn new(cfg: &AugmentNetworkConfig, device: &B::Device) -> Self {
         let c_stem = cfg.stem_multiplier * cfg.init_channels;
         let (mut c_pp, mut c_p, mut c) = (c_stem, c_stem, cfg.init_channels);

@@ -2,6 +2,7 @@
 
 use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
+use crate::kernels::DropnasBackend;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::Tensor;
@@ -33,7 +34,7 @@ pub fn check_aux_side(side: usize) -> Result<(), String> {
     }
 }
 
-impl<B: Backend> AuxHead<B> {
+impl<B: DropnasBackend> AuxHead<B> {
     /// `side`: the feature-map side at the head (8 for CIFAR, 7 for MNIST); at least 6.
     pub fn new(side: usize, c: usize, n_classes: usize, device: &B::Device) -> Self {
         Self {

@@ -7,6 +7,7 @@
 //! Like Burn's, the mode follows the backend: batch statistics (and running-statistics updates)
 //! on an autodiff backend, running statistics on the inner backend (`model.valid()`).
 
+use crate::kernels::{DropnasBackend, batch_norm_train};
 use burn::module::{Module, Param, RunningState};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -24,7 +25,7 @@ pub struct BatchNorm2d<B: Backend> {
     pub running_var: RunningState<Tensor<B, 1>>,
 }
 
-impl<B: Backend> BatchNorm2d<B> {
+impl<B: DropnasBackend> BatchNorm2d<B> {
     pub fn new(channels: usize, affine: bool, device: &B::Device) -> Self {
         let (weight, bias) = if affine {
             (
@@ -45,41 +46,47 @@ impl<B: Backend> BatchNorm2d<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         let device = x.device();
-        let (mean, var) = if B::ad_enabled(&device) {
-            let count = (n * h * w) as f64;
-            let mean = x.clone().mean_dim(3).mean_dim(2).mean_dim(0);
-            let var = (x.clone() - mean.clone())
-                .square()
-                .mean_dim(3)
-                .mean_dim(2)
-                .mean_dim(0);
+        if B::ad_enabled(&device) {
+            let (y, mean, var) = batch_norm_train(
+                x,
+                self.weight.as_ref().map(|p| p.val()),
+                self.bias.as_ref().map(|p| p.val()),
+                BN_EPS,
+            );
             // PyTorch keeps the unbiased variance in its running estimate.
-            let unbiased = var.clone().detach().reshape([c]) * (count / (count - 1.0).max(1.0));
+            let count = (n * h * w) as f64;
+            let unbiased = var.detach() * (count / (count - 1.0).max(1.0));
             let running_mean = self.running_mean.value_sync().to_device(&device)
                 * (1.0 - BN_MOMENTUM)
-                + mean.clone().detach().reshape([c]) * BN_MOMENTUM;
+                + mean.detach() * BN_MOMENTUM;
             let running_var = self.running_var.value_sync().to_device(&device)
                 * (1.0 - BN_MOMENTUM)
                 + unbiased * BN_MOMENTUM;
             self.running_mean.update(running_mean.detach());
             self.running_var.update(running_var.detach());
-            (mean, var)
-        } else {
-            (
-                self.running_mean
-                    .value()
-                    .to_device(&device)
-                    .reshape([1, c, 1, 1]),
-                self.running_var
-                    .value()
-                    .to_device(&device)
-                    .reshape([1, c, 1, 1]),
-            )
-        };
-        let x = (x - mean) / (var + BN_EPS).sqrt();
-        match (&self.weight, &self.bias) {
-            (Some(g), Some(b)) => x * g.val().reshape([1, c, 1, 1]) + b.val().reshape([1, c, 1, 1]),
-            _ => x,
+            return y;
         }
+        // Evaluation: the running statistics, broadcast as [N, C, 1, 1] (repeated over the
+        // batch), the layout the CPU backend's vectorised broadcast handles.
+        let per_sample = |t: Tensor<B, 4>| if n > 1 { t.repeat_dim(0, n) } else { t };
+        let mean = self
+            .running_mean
+            .value()
+            .to_device(&device)
+            .reshape([1, c, 1, 1]);
+        let var = self
+            .running_var
+            .value()
+            .to_device(&device)
+            .reshape([1, c, 1, 1]);
+        let mut scale = (var + BN_EPS).sqrt().recip();
+        if let Some(g) = &self.weight {
+            scale = scale * g.val().reshape([1, c, 1, 1]);
+        }
+        let mut y = (x - per_sample(mean)) * per_sample(scale);
+        if let Some(b) = &self.bias {
+            y = y + per_sample(b.val().reshape([1, c, 1, 1]));
+        }
+        y
     }
 }

@@ -3,6 +3,7 @@
 //! Kept as our own module (instead of `burn::nn::conv::Conv2d`) so that the weight layout and
 //! initialisation are PyTorch's by construction and the forward is one call we can specialise.
 
+use crate::kernels::{DepthwiseOptions, DropnasBackend, depthwise_conv2d};
 use burn::module::{Initializer, Module, Param};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -79,8 +80,27 @@ impl ConvSpec {
     }
 }
 
-impl<B: Backend> Conv2d<B> {
+impl<B: DropnasBackend> Conv2d<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [c_out, c_in_g, kh, kw] = self.weight.dims();
+        if [kh, kw] == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0] && self.groups == 1
+        {
+            // A pointwise convolution is a matrix product per image; as one its forward and both
+            // backward passes run on the CPU backend's GEMM instead of its generic convolution.
+            let [n, c, h, w] = x.dims();
+            let wm = self.weight.val().reshape([1, c_out, c_in_g]);
+            return wm
+                .matmul(x.reshape([n, c, h * w]))
+                .reshape([n, c_out, h, w]);
+        }
+        if self.groups == c_out && c_in_g == 1 && x.dims()[1] == c_out {
+            let options = DepthwiseOptions {
+                stride: self.stride,
+                padding: self.padding,
+                dilation: self.dilation,
+            };
+            return depthwise_conv2d(x, self.weight.val(), options);
+        }
         conv2d(
             x,
             self.weight.val(),

@@ -1,5 +1,6 @@
 //! The mixed op of a search-cell edge: a weighted sum of the kept candidate ops.
 
+use crate::kernels::DropnasBackend;
 use crate::ops::Op;
 use crate::search_space::SearchSpace;
 use burn::module::Module;
@@ -12,7 +13,7 @@ pub struct MixedOp<B: Backend> {
     pub ops: Vec<Op<B>>,
 }
 
-impl<B: Backend> MixedOp<B> {
+impl<B: DropnasBackend> MixedOp<B> {
     pub fn new(space: &SearchSpace, c: usize, stride: usize, device: &B::Device) -> Self {
         Self {
             ops: space

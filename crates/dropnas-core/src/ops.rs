@@ -4,6 +4,7 @@
 
 use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
+use crate::kernels::DropnasBackend;
 use crate::search_space::OpKind;
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -18,7 +19,7 @@ pub struct StdConv<B: Backend> {
     pub bn: BatchNorm2d<B>,
 }
 
-impl<B: Backend> StdConv<B> {
+impl<B: DropnasBackend> StdConv<B> {
     pub fn new(c_in: usize, c_out: usize, affine: bool, device: &B::Device) -> Self {
         Self {
             conv: ConvSpec::square(c_in, c_out, 1, 1, 0).init(device),
@@ -39,7 +40,7 @@ pub struct FactorizedReduce<B: Backend> {
     pub bn: BatchNorm2d<B>,
 }
 
-impl<B: Backend> FactorizedReduce<B> {
+impl<B: DropnasBackend> FactorizedReduce<B> {
     pub fn new(c_in: usize, c_out: usize, affine: bool, device: &B::Device) -> Self {
         Self {
             conv1: ConvSpec::square(c_in, c_out / 2, 1, 2, 0).init(device),
@@ -65,7 +66,7 @@ pub struct DilConv<B: Backend> {
     pub bn: BatchNorm2d<B>,
 }
 
-impl<B: Backend> DilConv<B> {
+impl<B: DropnasBackend> DilConv<B> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         c_in: usize,
@@ -97,7 +98,7 @@ pub struct SepConv<B: Backend> {
     pub second: DilConv<B>,
 }
 
-impl<B: Backend> SepConv<B> {
+impl<B: DropnasBackend> SepConv<B> {
     pub fn new(c: usize, kernel: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
         let padding = kernel / 2;
         Self {
@@ -122,7 +123,7 @@ pub struct FacConv<B: Backend> {
     pub bn: BatchNorm2d<B>,
 }
 
-impl<B: Backend> FacConv<B> {
+impl<B: DropnasBackend> FacConv<B> {
     pub fn new(c: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
         let conv_1x7 = ConvSpec {
             kernel: [1, 7],
@@ -156,7 +157,7 @@ pub struct PoolBn<B: Backend> {
     pub stride: usize,
 }
 
-impl<B: Backend> PoolBn<B> {
+impl<B: DropnasBackend> PoolBn<B> {
     pub fn new(c: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
         Self {
             bn: BatchNorm2d::new(c, affine, device),
@@ -197,7 +198,7 @@ pub enum Op<B: Backend> {
     FacConv(FacConv<B>),
 }
 
-impl<B: Backend> Op<B> {
+impl<B: DropnasBackend> Op<B> {
     /// Builds `kind` on `c` channels. `affine` is false in search cells, true in augment cells.
     pub fn new(kind: OpKind, c: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
         match kind {

@@ -1,6 +1,7 @@
 //! A search cell: two preprocessed inputs, `n_nodes` intermediate nodes, every edge a mixed op.
 
 use crate::dropout::CellMask;
+use crate::kernels::DropnasBackend;
 use crate::mixed_op::MixedOp;
 use crate::ops::{FactorizedReduce, StdConv};
 use crate::search_space::SearchSpace;
@@ -16,7 +17,7 @@ pub enum Preproc<B: Backend> {
     Reduce(FactorizedReduce<B>),
 }
 
-impl<B: Backend> Preproc<B> {
+impl<B: DropnasBackend> Preproc<B> {
     pub fn new(
         c_in: usize,
         c_out: usize,
@@ -48,7 +49,7 @@ pub struct SearchCell<B: Backend> {
     pub reduction: bool,
 }
 
-impl<B: Backend> SearchCell<B> {
+impl<B: DropnasBackend> SearchCell<B> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         space: &SearchSpace,

@@ -5,6 +5,7 @@ use crate::alphas::{Alphas, CellType, masked_softmax};
 use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
 use crate::dropout::{CellMask, StepMasks};
+use crate::kernels::DropnasBackend;
 use crate::search_cell::SearchCell;
 use crate::search_space::SearchSpace;
 use burn::module::Module;
@@ -21,7 +22,7 @@ pub struct Stem<B: Backend> {
     pub bn: BatchNorm2d<B>,
 }
 
-impl<B: Backend> Stem<B> {
+impl<B: DropnasBackend> Stem<B> {
     pub fn new(c_in: usize, c_out: usize, device: &B::Device) -> Self {
         Self {
             conv: ConvSpec::square(c_in, c_out, 3, 1, 1).init(device),
@@ -70,7 +71,7 @@ impl SearchNetworkConfig {
         }
     }
 
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Supernet<B> {
+    pub fn init<B: DropnasBackend>(&self, device: &B::Device) -> Supernet<B> {
         Supernet {
             net: SearchNetwork::new(self, device),
             alphas: Alphas::new(self.n_nodes, self.space.n_ops(), device),
@@ -85,7 +86,7 @@ pub struct SearchNetwork<B: Backend> {
     pub linear: Linear<B>,
 }
 
-impl<B: Backend> SearchNetwork<B> {
+impl<B: DropnasBackend> SearchNetwork<B> {
     pub fn new(cfg: &SearchNetworkConfig, device: &B::Device) -> Self {
         let c_stem = cfg.stem_multiplier * cfg.init_channels;
         let (mut c_pp, mut c_p, mut c) = (c_stem, c_stem, cfg.init_channels);
@@ -147,7 +148,7 @@ pub struct Supernet<B: Backend> {
     pub alphas: Alphas<B>,
 }
 
-impl<B: Backend> Supernet<B> {
+impl<B: DropnasBackend> Supernet<B> {
     /// Mixing weights of every node of one cell type under a mask: softmax over kept ops.
     pub fn mixing_weights(&self, cell: CellType, mask: &CellMask) -> Vec<Tensor<B, 2>> {
         self.alphas

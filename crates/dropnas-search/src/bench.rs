@@ -1,8 +1,8 @@
 //! Timing of the full DropNAS step on random data: what `dropnas bench search` reports.
 
 use crate::step::{DropNasOptimizers, StepConfig, StepSchedule, dropnas_step};
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::dropout::GroupedDropout;
 use dropnas_core::{SearchNetworkConfig, SearchSpace};
 use rand::{Rng, SeedableRng};
@@ -70,7 +70,7 @@ pub fn summarize(mut times: Vec<f64>) -> (f64, f64, f64) {
 }
 
 /// Times `steps` full DropNAS steps (after `warmup` untimed ones) on random input.
-pub fn bench_search<B: AutodiffBackend>(
+pub fn bench_search<B: DropnasAutodiffBackend>(
     cfg: &BenchConfig,
     device: B::Device,
 ) -> Result<BenchResult, String> {

@@ -4,7 +4,7 @@
 use crate::config::SearchConfig;
 use crate::step::{DropNasOptimizers, StepConfig, StepSchedule, dropnas_step};
 use burn::module::ParamId;
-use burn::tensor::backend::AutodiffBackend;
+use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::alphas::CellType;
 use dropnas_core::dropout::{GroupedDropout, StepMasks};
 use dropnas_core::genotype::Genotype;
@@ -110,7 +110,7 @@ fn id_set(v: &Value) -> HashSet<ParamId> {
 }
 
 /// Runs (or, with `resume`, continues) the search described by `cfg` on `device`.
-pub fn run_search<B: AutodiffBackend>(
+pub fn run_search<B: DropnasAutodiffBackend>(
     mut cfg: SearchConfig,
     device: B::Device,
     resume: bool,
@@ -469,7 +469,7 @@ fn count_drops(drops: &mut [[u64; 2]; 2], space: &SearchSpace, masks: &StepMasks
     }
 }
 
-fn genotype_of<B: AutodiffBackend>(
+fn genotype_of<B: DropnasAutodiffBackend>(
     model: &Supernet<B>,
     space: &SearchSpace,
     n_nodes: usize,
@@ -485,7 +485,7 @@ fn genotype_of<B: AutodiffBackend>(
 }
 
 /// One line of `alphas.jsonl` per epoch: raw and softmaxed alphas of both cell types.
-fn append_alphas<B: AutodiffBackend>(
+fn append_alphas<B: DropnasAutodiffBackend>(
     run: &RunDir,
     model: &Supernet<B>,
     space: &SearchSpace,
@@ -524,7 +524,7 @@ fn trim_alphas_log(run: &RunDir, next_epoch: usize) -> Result<(), RunDirError> {
     run.write("alphas.jsonl", kept.as_bytes())
 }
 
-fn save_checkpoint<B: AutodiffBackend>(
+fn save_checkpoint<B: DropnasAutodiffBackend>(
     run: &RunDir,
     cfg: &SearchConfig,
     model: &Supernet<B>,

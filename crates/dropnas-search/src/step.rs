@@ -17,8 +17,9 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
+use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::alphas::{Alphas, CellType};
 use dropnas_core::dropout::StepMasks;
 use dropnas_core::search_network::{SearchNetwork, Supernet};
@@ -59,14 +60,14 @@ impl Default for StepConfig {
 }
 
 /// The two optimizers and the gradient bookkeeping that persists across steps.
-pub struct DropNasOptimizers<B: AutodiffBackend> {
+pub struct DropNasOptimizers<B: DropnasAutodiffBackend> {
     pub w_optim: OptimizerAdaptor<Sgd<B::InnerBackend>, SearchNetwork<B>, B>,
     pub alpha_optim: OptimizerAdaptor<Adam, Alphas<B>, B>,
     pub w_zero_grad: LegacyZeroGrad,
     pub alpha_zero_grad: LegacyZeroGrad,
 }
 
-impl<B: AutodiffBackend> DropNasOptimizers<B> {
+impl<B: DropnasAutodiffBackend> DropNasOptimizers<B> {
     /// SGD with PyTorch's momentum (no dampening; Burn's default dampening is 0.1) and no
     /// built-in decay; Adam with PyTorch's epsilon placement and no built-in decay.
     pub fn new(cfg: &StepConfig) -> Self {
@@ -165,7 +166,7 @@ pub struct StepSchedule {
 }
 
 /// One DropNAS step on the batch `(x, y)` under `masks`. See the module docs for the algorithm.
-pub fn dropnas_step<B: AutodiffBackend>(
+pub fn dropnas_step<B: DropnasAutodiffBackend>(
     model: Supernet<B>,
     opt: &mut DropNasOptimizers<B>,
     cfg: &StepConfig,
@@ -277,6 +278,6 @@ fn both_rows<B: Backend>(alphas: &Alphas<B>) -> [Vec<Vec<f32>>; 2] {
 
 /// Keeps the `AutodiffModule` bound visible to readers: the supernet's parts are trained.
 #[allow(dead_code)]
-fn _assert_trainable<B: AutodiffBackend>(m: &Supernet<B>) -> &impl AutodiffModule<B> {
+fn _assert_trainable<B: DropnasAutodiffBackend>(m: &Supernet<B>) -> &impl AutodiffModule<B> {
     m
 }

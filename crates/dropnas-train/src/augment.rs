@@ -18,6 +18,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
+use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::drop_path::{DropPathSource, RandomDropPath, drop_path_prob};
 use dropnas_core::genotype::Genotype;
 use dropnas_core::params::param_infos;
@@ -172,7 +173,7 @@ type SgdOptim<B> =
     OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, AugmentNetwork<B>, B>;
 
 /// SGD with PyTorch's momentum (no dampening) and plain weight decay on every weight.
-pub fn sgd<B: AutodiffBackend>(cfg: &AugmentConfig) -> SgdOptim<B> {
+pub fn sgd<B: DropnasAutodiffBackend>(cfg: &AugmentConfig) -> SgdOptim<B> {
     SgdConfig::new()
         .with_momentum(Some(MomentumConfig {
             momentum: cfg.momentum,
@@ -197,7 +198,7 @@ pub struct AugmentStepReport<B: Backend> {
 /// One training step: `loss = CE(logits) + aux_weight * CE(aux_logits)`, backward, clip the
 /// global gradient norm, SGD step.
 #[allow(clippy::too_many_arguments)]
-pub fn augment_step<B: AutodiffBackend>(
+pub fn augment_step<B: DropnasAutodiffBackend>(
     net: AugmentNetwork<B>,
     optim: &mut SgdOptim<B>,
     x: Tensor<B, 4>,
@@ -248,7 +249,7 @@ pub fn params_without_aux<B: Backend>(net: &AugmentNetwork<B>) -> usize {
 }
 
 /// Saves a network alone with what rebuilds it (for `dropnas eval` and the best checkpoint).
-fn network_checkpoint<B: Backend>(
+fn network_checkpoint<B: dropnas_core::DropnasBackend>(
     cfg: &AugmentConfig,
     net_cfg: &AugmentNetworkConfig,
     net: &AugmentNetwork<B>,
@@ -262,7 +263,7 @@ fn network_checkpoint<B: Backend>(
 }
 
 /// Loads a network saved by `augment` (last or best checkpoint) onto `device`.
-pub fn load_network<B: Backend>(
+pub fn load_network<B: dropnas_core::DropnasBackend>(
     path: &Path,
     device: &B::Device,
 ) -> Result<(AugmentNetwork<B>, AugmentNetworkConfig, Checkpoint), TrainError> {
@@ -292,7 +293,7 @@ pub fn load_network<B: Backend>(
 }
 
 /// Runs (or continues) the retraining described by `cfg`.
-pub fn run_augment<B: AutodiffBackend>(
+pub fn run_augment<B: DropnasAutodiffBackend>(
     mut cfg: AugmentConfig,
     device: B::Device,
     resume: bool,
@@ -580,7 +581,7 @@ pub fn run_augment<B: AutodiffBackend>(
     })
 }
 
-fn save_last<B: AutodiffBackend>(
+fn save_last<B: DropnasAutodiffBackend>(
     run: &RunDir,
     cfg: &AugmentConfig,
     net_cfg: &AugmentNetworkConfig,

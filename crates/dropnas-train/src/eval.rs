@@ -4,7 +4,6 @@
 use crate::metrics::{Meter, topk_correct};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
 use dropnas_core::AugmentNetwork;
 use dropnas_core::drop_path::NoDropPath;
 use dropnas_data::Loader;
@@ -19,7 +18,7 @@ pub struct EvalResult {
 }
 
 /// Runs `net` (already on an inner backend: `model.valid()`) over every batch of `loader`.
-pub fn evaluate<B: Backend>(
+pub fn evaluate<B: dropnas_core::DropnasBackend>(
     net: &AugmentNetwork<B>,
     loader: &Loader,
     device: &B::Device,

@@ -4,7 +4,7 @@
 use crate::UserError;
 use crate::device::{BackendTask, DeviceSpec, dispatch};
 use anyhow::Result;
-use burn::tensor::backend::AutodiffBackend;
+use dropnas_core::DropnasAutodiffBackend;
 use dropnas_search::bench::{BenchConfig, BenchResult, bench_search};
 
 #[derive(clap::Subcommand, Debug)]
@@ -45,7 +45,7 @@ struct SearchBench(SearchBenchArgs);
 impl BackendTask for SearchBench {
     type Output = Result<BenchResult>;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<BenchResult> {
+    fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<BenchResult> {
         let a = self.0;
         let cfg = BenchConfig {
             layers: a.layers,

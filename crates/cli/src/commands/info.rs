@@ -4,7 +4,7 @@ use crate::UserError;
 use crate::device::{BackendTask, DeviceSpec, dispatch};
 use crate::genotype_arg::resolve_genotype;
 use anyhow::Result;
-use burn::tensor::backend::AutodiffBackend;
+use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::params::{count_params, param_infos};
 use dropnas_core::search_space::SEARCH_SPACE_NAMES;
 use dropnas_core::{AugmentNetworkConfig, SearchNetworkConfig, SearchSpace};
@@ -42,7 +42,7 @@ struct Info(InfoArgs);
 impl BackendTask for Info {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+    fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<()> {
         let a = self.0;
         if a.layers == 0 || a.init_channels == 0 || a.classes == 0 {
             return Err(

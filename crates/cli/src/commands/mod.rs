@@ -1,3 +1,4 @@
+pub mod augment;
 pub mod bench;
 pub mod genotype;
 pub mod info;

@@ -3,7 +3,7 @@
 use crate::UserError;
 use crate::device::{BackendTask, DeviceSpec, dispatch};
 use anyhow::Result;
-use burn::tensor::backend::AutodiffBackend;
+use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::genotype::derive::Ranking;
 use dropnas_search::{SearchConfig, run_search};
 use std::path::PathBuf;
@@ -145,7 +145,7 @@ struct Search(SearchConfig, bool);
 impl BackendTask for Search {
     type Output = Result<()>;
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+    fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<()> {
         let out = self.0.out_dir.join(&self.0.name);
         match run_search::<B>(self.0, device, self.1) {
             Ok(o) => {

@@ -1,0 +1,175 @@
+//! The dropnas operations on Burn's autodiff backend: one graph node per operation, whose
+//! backward asks the inner backend for the gradients.
+
+use super::{DepthwiseOptions, DropnasBackend};
+use burn::backend::Autodiff;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::ops::FloatTensor;
+
+impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C> {
+    fn depthwise_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: DepthwiseOptions,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct DepthwiseBackward;
+
+        impl<B: DropnasBackend> Backward<B, 2> for DepthwiseBackward {
+            type State = (NodeId, NodeId, DepthwiseOptions);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_w] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x_state, w_state, options) = ops.state;
+                let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+                let w = checkpointer.retrieve_node_output::<FloatTensor<B>>(w_state);
+                let (dx, dw) = B::depthwise_conv2d_backward(x, w, grad, options);
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, dx);
+                }
+                if let Some(node) = node_w {
+                    grads.register::<B>(node.id, dw);
+                }
+            }
+        }
+
+        match DepthwiseBackward
+            .prepare::<C>([x.node.clone(), weight.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let w_state = prep.checkpoint(&weight);
+                let out = B::depthwise_conv2d(x.primitive, weight.primitive, options);
+                prep.finish((x_state, w_state, options), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::depthwise_conv2d(x.primitive, weight.primitive, options))
+            }
+        }
+    }
+
+    fn batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: Option<FloatTensor<Self>>,
+        beta: Option<FloatTensor<Self>>,
+        eps: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        /// State: input, gamma, batch mean, batch variance, epsilon.
+        type BnState<B> = (
+            FloatTensor<B>,
+            Option<FloatTensor<B>>,
+            FloatTensor<B>,
+            FloatTensor<B>,
+            f64,
+        );
+
+        #[derive(Debug)]
+        struct BatchNormAffineBackward;
+
+        impl<B: DropnasBackend> Backward<B, 3> for BatchNormAffineBackward {
+            type State = BnState<B>;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [node_x, node_gamma, node_beta] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, gamma, mean, var, eps) = ops.state;
+                let (dx, dgamma, dbeta) =
+                    B::batch_norm_train_backward(x, gamma, mean, var, grad, eps);
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, dx);
+                }
+                if let (Some(node), Some(d)) = (node_gamma, dgamma) {
+                    grads.register::<B>(node.id, d);
+                }
+                if let (Some(node), Some(d)) = (node_beta, dbeta) {
+                    grads.register::<B>(node.id, d);
+                }
+            }
+        }
+
+        #[derive(Debug)]
+        struct BatchNormBackward;
+
+        impl<B: DropnasBackend> Backward<B, 1> for BatchNormBackward {
+            type State = BnState<B>;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [node_x] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, _, mean, var, eps) = ops.state;
+                let (dx, _, _) = B::batch_norm_train_backward(x, None, mean, var, grad, eps);
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, dx);
+                }
+            }
+        }
+
+        // The batch statistics leave the graph: they only feed the running estimates.
+        let stat = |t: FloatTensor<B>| <Autodiff<B, C> as AutodiffBackend>::from_inner(t);
+        match (gamma, beta) {
+            (Some(gamma), Some(beta)) => {
+                let prep = BatchNormAffineBackward
+                    .prepare::<C>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
+                    .compute_bound()
+                    .stateful();
+                let (y, mean, var) = B::batch_norm_train(
+                    x.primitive.clone(),
+                    Some(gamma.primitive.clone()),
+                    Some(beta.primitive),
+                    eps,
+                );
+                let out = match prep {
+                    OpsKind::Tracked(prep) => prep.finish(
+                        (
+                            x.primitive,
+                            Some(gamma.primitive),
+                            mean.clone(),
+                            var.clone(),
+                            eps,
+                        ),
+                        y,
+                    ),
+                    OpsKind::UnTracked(prep) => prep.finish(y),
+                };
+                (out, stat(mean), stat(var))
+            }
+            _ => {
+                let prep = BatchNormBackward
+                    .prepare::<C>([x.node.clone()])
+                    .compute_bound()
+                    .stateful();
+                let (y, mean, var) = B::batch_norm_train(x.primitive.clone(), None, None, eps);
+                let out = match prep {
+                    OpsKind::Tracked(prep) => {
+                        prep.finish((x.primitive, None, mean.clone(), var.clone(), eps), y)
+                    }
+                    OpsKind::UnTracked(prep) => prep.finish(y),
+                };
+                (out, stat(mean), stat(var))
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The CPU backend's depthwise convolution: the loops of [`super::depthwise_cpu`].
+
+use super::depthwise_cpu::{DwGeom, backward_input, backward_weight, forward};
+use super::{DepthwiseOptions, DropnasBackend};
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::tensor::TensorData;
+
+fn f32_data(t: &FlexTensor) -> (FlexTensor, Vec<usize>) {
+    let t = t.to_contiguous();
+    let shape = t.layout().shape().to_vec();
+    (t, shape)
+}
+
+fn geom(x: &[usize], w: &[usize], o: &DepthwiseOptions) -> DwGeom {
+    DwGeom {
+        n: x[0],
+        c: x[1],
+        h: x[2],
+        w: x[3],
+        kh: w[2],
+        kw: w[3],
+        stride: o.stride,
+        padding: o.padding,
+        dilation: o.dilation,
+    }
+}
+
+fn tensor(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(v, shape))
+}
+
+impl DropnasBackend for Flex {
+    fn depthwise_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        options: DepthwiseOptions,
+    ) -> FlexTensor {
+        let (x, xs) = f32_data(&x);
+        let (w, ws) = f32_data(&weight);
+        let g = geom(&xs, &ws, &options);
+        let (Some(xv), Some(wv)) = (x.as_slice::<f32>(), w.as_slice::<f32>()) else {
+            // not f32: Burn's generic convolution
+            let conv = options.conv_options(ws[0]);
+            return <Flex as burn::tensor::ops::ModuleOps<Flex>>::conv2d(x, w, None, conv);
+        };
+        tensor(forward(xv, wv, &g), [g.n, g.c, g.out_h(), g.out_w()])
+    }
+
+    fn depthwise_conv2d_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad_out: FlexTensor,
+        options: DepthwiseOptions,
+    ) -> (FlexTensor, FlexTensor) {
+        let (x, xs) = f32_data(&x);
+        let (w, ws) = f32_data(&weight);
+        let (go, _) = f32_data(&grad_out);
+        let g = geom(&xs, &ws, &options);
+        match (
+            x.as_slice::<f32>(),
+            w.as_slice::<f32>(),
+            go.as_slice::<f32>(),
+        ) {
+            (Some(xv), Some(wv), Some(gv)) => {
+                let dx = tensor(backward_input(gv, wv, &g), [g.n, g.c, g.h, g.w]);
+                let dw = tensor(backward_weight(xv, gv, &g), [g.c, 1, g.kh, g.kw]);
+                (dx, dw)
+            }
+            _ => {
+                let conv = options.conv_options(ws[0]);
+                type M = Flex;
+                let dx = <M as burn::tensor::ops::ModuleOps<M>>::conv2d_x_backward(
+                    x.clone(),
+                    w.clone(),
+                    go.clone(),
+                    conv.clone(),
+                );
+                let dw =
+                    <M as burn::tensor::ops::ModuleOps<M>>::conv2d_weight_backward(x, w, go, conv);
+                (dx, dw)
+            }
+        }
+    }
+
+    fn batch_norm_train(
+        x: FlexTensor,
+        gamma: Option<FlexTensor>,
+        beta: Option<FlexTensor>,
+        eps: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        match batch_norm::train(&x, gamma.as_ref(), beta.as_ref(), eps) {
+            Some(out) => out,
+            None => super::generic_batch_norm_train::<Flex>(x, gamma, beta, eps),
+        }
+    }
+
+    fn batch_norm_train_backward(
+        x: FlexTensor,
+        gamma: Option<FlexTensor>,
+        mean: FlexTensor,
+        var: FlexTensor,
+        grad_out: FlexTensor,
+        eps: f64,
+    ) -> (FlexTensor, Option<FlexTensor>, Option<FlexTensor>) {
+        match batch_norm::train_backward(&x, gamma.as_ref(), &mean, &var, &grad_out, eps) {
+            Some(out) => out,
+            None => {
+                super::generic_batch_norm_train_backward::<Flex>(x, gamma, mean, var, grad_out, eps)
+            }
+        }
+    }
+}
+
+mod batch_norm {
+    use super::super::batch_norm_cpu::{BnGeom, backward, forward};
+    use burn::backend::flex::FlexTensor;
+    use burn::tensor::TensorData;
+
+    pub fn contiguous(t: &FlexTensor) -> FlexTensor {
+        t.to_contiguous()
+    }
+
+    pub fn geom(shape: &[usize]) -> BnGeom {
+        BnGeom {
+            n: shape[0],
+            c: shape[1],
+            hw: shape[2] * shape[3],
+        }
+    }
+
+    pub fn train(
+        x: &FlexTensor,
+        gamma: Option<&FlexTensor>,
+        beta: Option<&FlexTensor>,
+        eps: f64,
+    ) -> Option<(FlexTensor, FlexTensor, FlexTensor)> {
+        let shape = x.layout().shape().to_vec();
+        let g = geom(&shape);
+        let x = contiguous(x);
+        let gamma = gamma.map(contiguous);
+        let beta = beta.map(contiguous);
+        let xs = x.as_slice::<f32>()?;
+        let gs = match &gamma {
+            Some(t) => Some(t.as_slice::<f32>()?),
+            None => None,
+        };
+        let bs = match &beta {
+            Some(t) => Some(t.as_slice::<f32>()?),
+            None => None,
+        };
+        let (y, mean, var) = forward(xs, gs, bs, &g, eps);
+        Some((
+            FlexTensor::from_data(TensorData::new(y, shape)),
+            FlexTensor::from_data(TensorData::new(mean, [g.c])),
+            FlexTensor::from_data(TensorData::new(var, [g.c])),
+        ))
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub fn train_backward(
+        x: &FlexTensor,
+        gamma: Option<&FlexTensor>,
+        mean: &FlexTensor,
+        var: &FlexTensor,
+        grad_out: &FlexTensor,
+        eps: f64,
+    ) -> Option<(FlexTensor, Option<FlexTensor>, Option<FlexTensor>)> {
+        let shape = x.layout().shape().to_vec();
+        let g = geom(&shape);
+        let (x, mean, var, go) = (
+            contiguous(x),
+            contiguous(mean),
+            contiguous(var),
+            contiguous(grad_out),
+        );
+        let gamma = gamma.map(contiguous);
+        let gs = match &gamma {
+            Some(t) => Some(t.as_slice::<f32>()?),
+            None => None,
+        };
+        let (dx, dgamma, dbeta) = backward(
+            x.as_slice::<f32>()?,
+            gs,
+            mean.as_slice::<f32>()?,
+            var.as_slice::<f32>()?,
+            go.as_slice::<f32>()?,
+            &g,
+            eps,
+        );
+        let affine = gamma.is_some();
+        Some((
+            FlexTensor::from_data(TensorData::new(dx, shape)),
+            affine.then(|| FlexTensor::from_data(TensorData::new(dgamma, [g.c]))),
+            affine.then(|| FlexTensor::from_data(TensorData::new(dbeta, [g.c]))),
+        ))
+    }
+}

@@ -1,0 +1,216 @@
+//! Operations that get a specialised kernel on some backends, as an extension of Burn's
+//! `Backend` trait (Burn's documented way to add custom operations).
+//!
+//! Model code calls them through [`depthwise_conv2d`]; every backend implements
+//! [`DropnasBackend`]: the default methods use Burn's own operations (what runs on wgpu and
+//! CUDA), the CPU backend overrides them with the loops of [`depthwise_cpu`], and the autodiff
+//! backend ([`autodiff`]) records one graph node whose backward calls the inner backend's
+//! gradient methods.
+
+pub mod autodiff;
+#[cfg(feature = "flex")]
+pub mod batch_norm_cpu;
+#[cfg(feature = "flex")]
+pub mod depthwise_cpu;
+#[cfg(feature = "flex")]
+mod flex;
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::ops::{ConvOptions, FloatTensor};
+use burn::tensor::{Tensor, TensorPrimitive};
+
+/// Stride, padding and dilation of a depthwise convolution (groups = channels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DepthwiseOptions {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl DepthwiseOptions {
+    pub fn conv_options(&self, channels: usize) -> ConvOptions<2> {
+        ConvOptions::new(self.stride, self.padding, self.dilation, channels)
+    }
+}
+
+/// Burn's `Backend` with the operations dropnas specialises.
+pub trait DropnasBackend: Backend {
+    /// Depthwise convolution: `x` `[N, C, H, W]`, `weight` `[C, 1, kh, kw]`, no bias.
+    fn depthwise_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: DepthwiseOptions,
+    ) -> FloatTensor<Self> {
+        let channels = weight_channels::<Self>(&weight);
+        Self::conv2d(x, weight, None, options.conv_options(channels))
+    }
+
+    /// Gradients of [`Self::depthwise_conv2d`] with respect to the input and the weight.
+    fn depthwise_conv2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad_out: FloatTensor<Self>,
+        options: DepthwiseOptions,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let conv = options.conv_options(weight_channels::<Self>(&weight));
+        let dx = Self::conv2d_x_backward(x.clone(), weight.clone(), grad_out.clone(), conv.clone());
+        let dw = Self::conv2d_weight_backward(x, weight, grad_out, conv);
+        (dx, dw)
+    }
+
+    /// Training-mode batch normalisation over `(N, H, W)` of `x` `[N, C, H, W]`: returns the
+    /// output, the batch mean and the biased batch variance (`[C]` each). `gamma`/`beta` are
+    /// absent for BatchNorm without affine parameters.
+    fn batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: Option<FloatTensor<Self>>,
+        beta: Option<FloatTensor<Self>>,
+        eps: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        generic_batch_norm_train::<Self>(x, gamma, beta, eps)
+    }
+
+    /// Gradients of [`Self::batch_norm_train`]: `(dx, dgamma, dbeta)`, the last two when affine.
+    #[allow(clippy::type_complexity)]
+    fn batch_norm_train_backward(
+        x: FloatTensor<Self>,
+        gamma: Option<FloatTensor<Self>>,
+        mean: FloatTensor<Self>,
+        var: FloatTensor<Self>,
+        grad_out: FloatTensor<Self>,
+        eps: f64,
+    ) -> (
+        FloatTensor<Self>,
+        Option<FloatTensor<Self>>,
+        Option<FloatTensor<Self>>,
+    ) {
+        generic_batch_norm_train_backward::<Self>(x, gamma, mean, var, grad_out, eps)
+    }
+}
+
+/// [`DropnasBackend::batch_norm_train`] composed of Burn's tensor operations: the default
+/// (what runs on the GPU backends).
+pub fn generic_batch_norm_train<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: Option<FloatTensor<B>>,
+    beta: Option<FloatTensor<B>>,
+    eps: f64,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let x = float::<B, 4>(x);
+    let [_, c, _, _] = x.dims();
+    let mean = x.clone().mean_dim(3).mean_dim(2).mean_dim(0);
+    let centered = x - mean.clone();
+    let var = centered
+        .clone()
+        .square()
+        .mean_dim(3)
+        .mean_dim(2)
+        .mean_dim(0);
+    let mut scale = (var.clone() + eps).sqrt().recip();
+    if let Some(g) = gamma {
+        scale = scale * float::<B, 1>(g).reshape([1, c, 1, 1]);
+    }
+    let mut y = centered * scale;
+    if let Some(b) = beta {
+        y = y + float::<B, 1>(b).reshape([1, c, 1, 1]);
+    }
+    (prim(y), prim(mean.reshape([c])), prim(var.reshape([c])))
+}
+
+/// [`DropnasBackend::batch_norm_train_backward`] composed of Burn's tensor operations.
+#[allow(clippy::type_complexity)]
+pub fn generic_batch_norm_train_backward<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: Option<FloatTensor<B>>,
+    mean: FloatTensor<B>,
+    var: FloatTensor<B>,
+    grad_out: FloatTensor<B>,
+    eps: f64,
+) -> (
+    FloatTensor<B>,
+    Option<FloatTensor<B>>,
+    Option<FloatTensor<B>>,
+) {
+    let x = float::<B, 4>(x);
+    let dy = float::<B, 4>(grad_out);
+    let [_, c, _, _] = x.dims();
+    let affine = gamma.is_some();
+    let mean = float::<B, 1>(mean).reshape([1, c, 1, 1]);
+    let invstd = (float::<B, 1>(var).reshape([1, c, 1, 1]) + eps)
+        .sqrt()
+        .recip();
+    let xhat = (x - mean) * invstd.clone();
+    let mean_dy = dy.clone().mean_dim(3).mean_dim(2).mean_dim(0);
+    let mean_dy_xhat = (dy.clone() * xhat.clone())
+        .mean_dim(3)
+        .mean_dim(2)
+        .mean_dim(0);
+    let k = match gamma.clone() {
+        Some(g) => invstd * float::<B, 1>(g).reshape([1, c, 1, 1]),
+        None => invstd,
+    };
+    let dx = k * (dy.clone() - mean_dy.clone() - xhat.clone() * mean_dy_xhat.clone());
+    let [n, _, h, w] = dy.dims();
+    let count = (n * h * w) as f64;
+    let dgamma = affine.then(|| prim((mean_dy_xhat * count).reshape([c])));
+    let dbeta = affine.then(|| prim((mean_dy * count).reshape([c])));
+    (prim(dx), dgamma, dbeta)
+}
+
+fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+/// Training-mode batch normalisation (see [`DropnasBackend::batch_norm_train`]): output, batch
+/// mean and biased batch variance.
+pub fn batch_norm_train<B: DropnasBackend>(
+    x: Tensor<B, 4>,
+    gamma: Option<Tensor<B, 1>>,
+    beta: Option<Tensor<B, 1>>,
+    eps: f64,
+) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    let (y, mean, var) = B::batch_norm_train(prim(x), gamma.map(prim), beta.map(prim), eps);
+    (float(y), float(mean), float(var))
+}
+
+fn weight_channels<B: Backend>(weight: &FloatTensor<B>) -> usize {
+    use burn::tensor::TensorMetadata;
+    weight.shape()[0]
+}
+
+/// An autodiff backend whose inner backend also has the dropnas operations: what training runs on.
+pub trait DropnasAutodiffBackend:
+    AutodiffBackend<InnerBackend: DropnasBackend> + DropnasBackend
+{
+}
+
+impl<B> DropnasAutodiffBackend for B where
+    B: AutodiffBackend<InnerBackend: DropnasBackend> + DropnasBackend
+{
+}
+
+/// Depthwise convolution of `x` by `weight` (`[C, 1, kh, kw]`).
+pub fn depthwise_conv2d<B: DropnasBackend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    options: DepthwiseOptions,
+) -> Tensor<B, 4> {
+    let out = B::depthwise_conv2d(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        options,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+// The GPU backends use Burn's own convolution (the trait's default methods).
+#[cfg(feature = "wgpu")]
+impl DropnasBackend for burn::backend::Wgpu {}
+#[cfg(feature = "cuda")]
+impl DropnasBackend for burn::backend::Cuda {}
+#[cfg(feature = "ndarray")]
+impl DropnasBackend for burn::backend::NdArray {}
