@@ -46,17 +46,12 @@ impl DeviceSpec {
     /// Falls back to the `BURN_DEVICE` environment variable when no flag is given.
     pub fn resolve(arg: Option<&str>) -> Result<Self> {
         let env = std::env::var("BURN_DEVICE").ok();
-        let text = arg
-            .map(str::to_string)
-            .or(env)
-            .unwrap_or_else(|| "auto".into());
+        let text = arg.map(str::to_string).or(env).unwrap_or_else(|| "auto".into());
         let text = text.trim().to_ascii_lowercase();
         let (kind, index) = match text.split_once(':') {
             Some((k, i)) => {
                 let i: usize = i.parse().map_err(|_| {
-                    crate::UserError::new(format!(
-                        "bad device index in `{text}`: expected e.g. cuda:0 or wgpu:1"
-                    ))
+                    crate::UserError::new(format!("bad device index in `{text}`: expected e.g. cuda:0 or wgpu:1"))
                 })?;
                 (k.to_string(), Some(i))
             }
@@ -65,9 +60,7 @@ impl DeviceSpec {
         let spec = match kind.as_str() {
             "auto" => Self::best(),
             "cpu" | "flex" | "ndarray" => DeviceSpec::Cpu,
-            "cuda" | "gpu" if cfg!(feature = "cuda") || kind == "cuda" => {
-                DeviceSpec::Cuda(index.unwrap_or(0))
-            }
+            "cuda" | "gpu" if cfg!(feature = "cuda") || kind == "cuda" => DeviceSpec::Cuda(index.unwrap_or(0)),
             "gpu" | "wgpu" | "vulkan" | "metal" => DeviceSpec::Wgpu(index),
             _ => bail!(crate::UserError::new(format!(
                 "unknown device `{text}`: use cpu, cuda[:N] or wgpu[:N] (compiled in: {})",
@@ -92,14 +85,7 @@ impl DeviceSpec {
 
     pub fn describe(&self) -> String {
         match self {
-            DeviceSpec::Cpu => format!(
-                "cpu ({})",
-                if cfg!(feature = "flex") {
-                    "flex"
-                } else {
-                    "ndarray"
-                }
-            ),
+            DeviceSpec::Cpu => format!("cpu ({})", if cfg!(feature = "flex") { "flex" } else { "ndarray" }),
             DeviceSpec::Cuda(i) => format!("cuda:{i}"),
             DeviceSpec::Wgpu(Some(i)) => format!("wgpu:{i}"),
             DeviceSpec::Wgpu(None) => "wgpu (default adapter)".into(),
@@ -117,9 +103,9 @@ pub trait BackendTask {
 pub fn dispatch<T: BackendTask>(spec: &DeviceSpec, task: T) -> T::Output {
     match spec {
         #[cfg(feature = "cuda")]
-        DeviceSpec::Cuda(i) => task.run::<burn::backend::Autodiff<burn::backend::Cuda>>(
-            burn::backend::cuda::CudaDevice::new(*i),
-        ),
+        DeviceSpec::Cuda(i) => {
+            task.run::<burn::backend::Autodiff<burn::backend::Cuda>>(burn::backend::cuda::CudaDevice::new(*i))
+        }
         #[cfg(feature = "wgpu")]
         DeviceSpec::Wgpu(i) => {
             use burn::backend::wgpu::WgpuDevice;
@@ -127,13 +113,9 @@ pub fn dispatch<T: BackendTask>(spec: &DeviceSpec, task: T) -> T::Output {
             task.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(device)
         }
         #[cfg(feature = "flex")]
-        DeviceSpec::Cpu => {
-            task.run::<burn::backend::Autodiff<burn::backend::Flex>>(Default::default())
-        }
+        DeviceSpec::Cpu => task.run::<burn::backend::Autodiff<burn::backend::Flex>>(Default::default()),
         #[cfg(all(feature = "ndarray", not(feature = "flex")))]
-        DeviceSpec::Cpu => {
-            task.run::<burn::backend::Autodiff<burn::backend::NdArray>>(Default::default())
-        }
+        DeviceSpec::Cpu => task.run::<burn::backend::Autodiff<burn::backend::NdArray>>(Default::default()),
         #[allow(unreachable_patterns)]
         _ => unreachable!("DeviceSpec::resolve only returns compiled-in backends"),
     }

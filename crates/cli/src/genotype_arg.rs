@@ -41,8 +41,7 @@ pub fn resolve_genotype(arg: &str) -> Result<Genotype> {
 }
 
 fn from_file(path: &Path) -> Result<Genotype> {
-    let content = std::fs::read_to_string(path).map_err(|e| {
-        UserError::new(format!("cannot read genotype file {}: {e}", path.display()))
-    })?;
+    let content = std::fs::read_to_string(path)
+        .map_err(|e| UserError::new(format!("cannot read genotype file {}: {e}", path.display())))?;
     text::parse(&content).map_err(|e| UserError::new(format!("{}: {e}", path.display())).into())
 }

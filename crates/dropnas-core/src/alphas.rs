@@ -42,17 +42,9 @@ pub fn n_edges(n_nodes: usize) -> usize {
 impl<B: Backend> Alphas<B> {
     /// `1e-3 * N(0, 1)`, as the original.
     pub fn new(n_nodes: usize, n_ops: usize, device: &B::Device) -> Self {
-        let init = |i: usize| {
-            Param::from_tensor(Tensor::random(
-                [i + 2, n_ops],
-                Distribution::Normal(0.0, 1e-3),
-                device,
-            ))
-        };
-        Self {
-            normal: (0..n_nodes).map(init).collect(),
-            reduce: (0..n_nodes).map(init).collect(),
-        }
+        let init =
+            |i: usize| Param::from_tensor(Tensor::random([i + 2, n_ops], Distribution::Normal(0.0, 1e-3), device));
+        Self { normal: (0..n_nodes).map(init).collect(), reduce: (0..n_nodes).map(init).collect() }
     }
 
     pub fn n_nodes(&self) -> usize {
@@ -75,12 +67,7 @@ impl<B: Backend> Alphas<B> {
         let mut rows = Vec::new();
         for p in self.of(cell) {
             let [e, n] = p.dims();
-            let v = p
-                .val()
-                .into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .expect("alpha data");
+            let v = p.val().into_data().convert::<f32>().into_vec::<f32>().expect("alpha data");
             rows.extend((0..e).map(|i| v[i * n..(i + 1) * n].to_vec()));
         }
         rows
@@ -95,34 +82,20 @@ impl<B: Backend> Alphas<B> {
                 .into_iter()
                 .map(|p| {
                     let [e, n] = p.dims();
-                    let flat: Vec<f32> = rows[*offset..*offset + e]
-                        .iter()
-                        .flatten()
-                        .copied()
-                        .collect();
+                    let flat: Vec<f32> = rows[*offset..*offset + e].iter().flatten().copied().collect();
                     *offset += e;
                     let device = p.device();
                     p.map(move |t| {
                         let requires_grad = t.is_require_grad();
                         let fresh = Tensor::from_data(TensorData::new(flat, [e, n]), &device);
-                        if requires_grad {
-                            fresh.require_grad()
-                        } else {
-                            fresh
-                        }
+                        if requires_grad { fresh.require_grad() } else { fresh }
                     })
                 })
                 .collect()
         };
         match cell {
-            CellType::Normal => Self {
-                normal: replace(self.normal, &mut offset),
-                reduce: self.reduce,
-            },
-            CellType::Reduce => Self {
-                reduce: replace(self.reduce, &mut offset),
-                normal: self.normal,
-            },
+            CellType::Normal => Self { normal: replace(self.normal, &mut offset), reduce: self.reduce },
+            CellType::Reduce => Self { reduce: replace(self.reduce, &mut offset), normal: self.normal },
         }
     }
 

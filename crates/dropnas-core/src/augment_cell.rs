@@ -44,10 +44,7 @@ impl<B: DropnasBackend> AugmentCell<B> {
                     .iter()
                     .map(|&(kind, input)| {
                         let stride = if reduction && input < 2 { 2 } else { 1 };
-                        AugmentEdge {
-                            op: Op::new(kind, c, stride, true, device),
-                            input,
-                        }
+                        AugmentEdge { op: Op::new(kind, c, stride, true, device), input }
                     })
                     .collect()
             })
@@ -66,12 +63,7 @@ impl<B: DropnasBackend> AugmentCell<B> {
         self.concat.len()
     }
 
-    pub fn forward(
-        &self,
-        s0: Tensor<B, 4>,
-        s1: Tensor<B, 4>,
-        drop: &mut dyn DropPathSource,
-    ) -> Tensor<B, 4> {
+    pub fn forward(&self, s0: Tensor<B, 4>, s1: Tensor<B, 4>, drop: &mut dyn DropPathSource) -> Tensor<B, 4> {
         let mut states = vec![self.preproc0.forward(s0), self.preproc1.forward(s1)];
         for edges in &self.dag {
             let mut node: Option<Tensor<B, 4>> = None;

@@ -37,16 +37,7 @@ impl AugmentNetworkConfig {
         auxiliary: bool,
         genotype: Genotype,
     ) -> Self {
-        Self {
-            input_size,
-            input_channels,
-            init_channels,
-            n_classes,
-            layers,
-            auxiliary,
-            stem_multiplier: 3,
-            genotype,
-        }
+        Self { input_size, input_channels, init_channels, n_classes, layers, auxiliary, stem_multiplier: 3, genotype }
     }
 
     /// Cell index after which the auxiliary head reads, if any.
@@ -91,8 +82,7 @@ impl<B: DropnasBackend> AugmentNetwork<B> {
             if reduction {
                 c *= 2;
             }
-            let cell =
-                AugmentCell::new(&cfg.genotype, c_pp, c_p, c, reduction_p, reduction, device);
+            let cell = AugmentCell::new(&cfg.genotype, c_pp, c_p, c, reduction_p, reduction, device);
             reduction_p = reduction;
             (c_pp, c_p) = (c_p, c * cell.multiplier());
             cells.push(cell);

@@ -47,21 +47,15 @@ impl<B: DropnasBackend> BatchNorm2d<B> {
         let [n, c, h, w] = x.dims();
         let device = x.device();
         if B::ad_enabled(&device) {
-            let (y, mean, var) = batch_norm_train(
-                x,
-                self.weight.as_ref().map(|p| p.val()),
-                self.bias.as_ref().map(|p| p.val()),
-                BN_EPS,
-            );
+            let (y, mean, var) =
+                batch_norm_train(x, self.weight.as_ref().map(|p| p.val()), self.bias.as_ref().map(|p| p.val()), BN_EPS);
             // PyTorch keeps the unbiased variance in its running estimate.
             let count = (n * h * w) as f64;
             let unbiased = var.detach() * (count / (count - 1.0).max(1.0));
-            let running_mean = self.running_mean.value_sync().to_device(&device)
-                * (1.0 - BN_MOMENTUM)
-                + mean.detach() * BN_MOMENTUM;
-            let running_var = self.running_var.value_sync().to_device(&device)
-                * (1.0 - BN_MOMENTUM)
-                + unbiased * BN_MOMENTUM;
+            let running_mean =
+                self.running_mean.value_sync().to_device(&device) * (1.0 - BN_MOMENTUM) + mean.detach() * BN_MOMENTUM;
+            let running_var =
+                self.running_var.value_sync().to_device(&device) * (1.0 - BN_MOMENTUM) + unbiased * BN_MOMENTUM;
             self.running_mean.update(running_mean.detach());
             self.running_var.update(running_var.detach());
             return y;
@@ -69,16 +63,8 @@ impl<B: DropnasBackend> BatchNorm2d<B> {
         // Evaluation: the running statistics, broadcast as [N, C, 1, 1] (repeated over the
         // batch), the layout the CPU backend's vectorised broadcast handles.
         let per_sample = |t: Tensor<B, 4>| if n > 1 { t.repeat_dim(0, n) } else { t };
-        let mean = self
-            .running_mean
-            .value()
-            .to_device(&device)
-            .reshape([1, c, 1, 1]);
-        let var = self
-            .running_var
-            .value()
-            .to_device(&device)
-            .reshape([1, c, 1, 1]);
+        let mean = self.running_mean.value().to_device(&device).reshape([1, c, 1, 1]);
+        let var = self.running_var.value().to_device(&device).reshape([1, c, 1, 1]);
         let mut scale = (var + BN_EPS).sqrt().recip();
         if let Some(g) = &self.weight {
             scale = scale * g.val().reshape([1, c, 1, 1]);

@@ -48,64 +48,38 @@ impl ConvSpec {
 
     /// A depthwise `k x k` convolution (one filter per channel).
     pub fn depthwise(c: usize, k: usize, stride: usize, padding: usize, dilation: usize) -> Self {
-        Self {
-            dilation: [dilation, dilation],
-            groups: c,
-            ..Self::square(c, c, k, stride, padding)
-        }
+        Self { dilation: [dilation, dilation], groups: c, ..Self::square(c, c, k, stride, padding) }
     }
 
     pub fn init<B: Backend>(self, device: &B::Device) -> Conv2d<B> {
-        let shape = [
-            self.c_out,
-            self.c_in / self.groups,
-            self.kernel[0],
-            self.kernel[1],
-        ];
+        let shape = [self.c_out, self.c_in / self.groups, self.kernel[0], self.kernel[1]];
         let fan_in = shape[1] * shape[2] * shape[3];
         let fan_out = self.c_out / self.groups * shape[2] * shape[3];
         // PyTorch's default: kaiming_uniform(a = sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-        let weight = Initializer::KaimingUniform {
-            gain: 1.0 / 3f64.sqrt(),
-            fan_out_only: false,
-        }
-        .init_with(shape, Some(fan_in), Some(fan_out), device);
-        Conv2d {
-            weight,
-            stride: self.stride,
-            padding: self.padding,
-            dilation: self.dilation,
-            groups: self.groups,
-        }
+        let weight = Initializer::KaimingUniform { gain: 1.0 / 3f64.sqrt(), fan_out_only: false }.init_with(
+            shape,
+            Some(fan_in),
+            Some(fan_out),
+            device,
+        );
+        Conv2d { weight, stride: self.stride, padding: self.padding, dilation: self.dilation, groups: self.groups }
     }
 }
 
 impl<B: DropnasBackend> Conv2d<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [c_out, c_in_g, kh, kw] = self.weight.dims();
-        if [kh, kw] == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0] && self.groups == 1
-        {
+        if [kh, kw] == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0] && self.groups == 1 {
             // A pointwise convolution is a matrix product per image; as one its forward and both
             // backward passes run on the CPU backend's GEMM instead of its generic convolution.
             let [n, c, h, w] = x.dims();
             let wm = self.weight.val().reshape([1, c_out, c_in_g]);
-            return wm
-                .matmul(x.reshape([n, c, h * w]))
-                .reshape([n, c_out, h, w]);
+            return wm.matmul(x.reshape([n, c, h * w])).reshape([n, c_out, h, w]);
         }
         if self.groups == c_out && c_in_g == 1 && x.dims()[1] == c_out {
-            let options = DepthwiseOptions {
-                stride: self.stride,
-                padding: self.padding,
-                dilation: self.dilation,
-            };
+            let options = DepthwiseOptions { stride: self.stride, padding: self.padding, dilation: self.dilation };
             return depthwise_conv2d(x, self.weight.val(), options);
         }
-        conv2d(
-            x,
-            self.weight.val(),
-            None,
-            ConvOptions::new(self.stride, self.padding, self.dilation, self.groups),
-        )
+        conv2d(x, self.weight.val(), None, ConvOptions::new(self.stride, self.padding, self.dilation, self.groups))
     }
 }

@@ -37,17 +37,7 @@ impl<R: Rng> DropPathSource for RandomDropPath<'_, R> {
             return None;
         }
         let keep = 1.0 - self.prob;
-        Some(
-            (0..batch)
-                .map(|_| {
-                    if self.rng.random::<f64>() < keep {
-                        (1.0 / keep) as f32
-                    } else {
-                        0.0
-                    }
-                })
-                .collect(),
-        )
+        Some((0..batch).map(|_| if self.rng.random::<f64>() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect())
     }
 }
 
@@ -75,11 +65,7 @@ pub fn drop_path<B: Backend>(x: Tensor<B, 4>, source: &mut dyn DropPathSource) -
 /// Drop-path probability of epoch `epoch` (from 0): rising linearly from 0, as the original's
 /// `drop_path_prob * epoch / epochs`.
 pub fn drop_path_prob(max_prob: f64, epoch: usize, epochs: usize) -> f64 {
-    if epochs == 0 {
-        0.0
-    } else {
-        max_prob * epoch as f64 / epochs as f64
-    }
+    if epochs == 0 { 0.0 } else { max_prob * epoch as f64 / epochs as f64 }
 }
 
 #[cfg(test)]
@@ -91,10 +77,7 @@ mod tests {
     #[test]
     fn masks_keep_each_sample_with_probability_one_minus_p_and_rescale() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let mut src = RandomDropPath {
-            prob: 0.2,
-            rng: &mut rng,
-        };
+        let mut src = RandomDropPath { prob: 0.2, rng: &mut rng };
         let mut kept = 0usize;
         let n = 200_000;
         let mask = src.next_mask(n).unwrap();
@@ -107,14 +90,7 @@ mod tests {
         // the mean of the mask is 1: drop path leaves the expected activation unchanged
         let mean: f64 = mask.iter().map(|&m| m as f64).sum::<f64>() / n as f64;
         assert!((mean - 1.0).abs() < 0.006, "mean {mean}");
-        assert!(
-            RandomDropPath {
-                prob: 0.0,
-                rng: &mut rng
-            }
-            .next_mask(4)
-            .is_none()
-        );
+        assert!(RandomDropPath { prob: 0.0, rng: &mut rng }.next_mask(4).is_none());
     }
 
     #[test]

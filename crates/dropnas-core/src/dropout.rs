@@ -21,9 +21,7 @@ pub struct CellMask {
 impl CellMask {
     /// Every op kept (drop rate 0: plain one-level DARTS).
     pub fn keep_all(n_nodes: usize, n_ops: usize) -> Self {
-        Self {
-            keep: vec![vec![true; n_ops]; n_edges(n_nodes)],
-        }
+        Self { keep: vec![vec![true; n_ops]; n_edges(n_nodes)] }
     }
 
     /// The rows of node `i` (its `i + 2` edges).
@@ -47,10 +45,7 @@ pub struct StepMasks {
 
 impl StepMasks {
     pub fn keep_all(n_nodes: usize, n_ops: usize) -> Self {
-        Self {
-            normal: CellMask::keep_all(n_nodes, n_ops),
-            reduce: CellMask::keep_all(n_nodes, n_ops),
-        }
+        Self { normal: CellMask::keep_all(n_nodes, n_ops), reduce: CellMask::keep_all(n_nodes, n_ops) }
     }
 }
 
@@ -64,26 +59,13 @@ pub struct GroupedDropout {
 impl GroupedDropout {
     /// Per-op drop probability of a group with rate `r`.
     pub fn drop_prob(rate: f64) -> f64 {
-        if rate <= 0.0 {
-            0.0
-        } else {
-            rate.powf(DROP_EXPONENT)
-        }
+        if rate <= 0.0 { 0.0 } else { rate.powf(DROP_EXPONENT) }
     }
 
     /// Draws one cell's mask. Draw order is the original's: node by node, edge by edge, group by
     /// group, each op with one uniform draw, kept iff `u > p`.
-    pub fn sample_cell<R: Rng + ?Sized>(
-        &self,
-        space: &SearchSpace,
-        n_nodes: usize,
-        rng: &mut R,
-    ) -> CellMask {
-        assert_eq!(
-            self.rates.len(),
-            space.groups.len(),
-            "one drop rate per op group"
-        );
+    pub fn sample_cell<R: Rng + ?Sized>(&self, space: &SearchSpace, n_nodes: usize, rng: &mut R) -> CellMask {
+        assert_eq!(self.rates.len(), space.groups.len(), "one drop rate per op group");
         let mut keep = Vec::with_capacity(n_edges(n_nodes));
         for _ in 0..n_edges(n_nodes) {
             let mut row = vec![true; space.n_ops()];
@@ -93,11 +75,7 @@ impl GroupedDropout {
                     continue;
                 }
                 loop {
-                    let draws: Vec<bool> = group
-                        .columns
-                        .iter()
-                        .map(|_| rng.random::<f64>() > p)
-                        .collect();
+                    let draws: Vec<bool> = group.columns.iter().map(|_| rng.random::<f64>() > p).collect();
                     if draws.iter().any(|&k| k) {
                         for (&col, k) in group.columns.iter().zip(draws) {
                             row[col] = k;
@@ -112,12 +90,7 @@ impl GroupedDropout {
     }
 
     /// The masks of one training step: normal cells first, then reduction cells.
-    pub fn sample_step<R: Rng + ?Sized>(
-        &self,
-        space: &SearchSpace,
-        n_nodes: usize,
-        rng: &mut R,
-    ) -> StepMasks {
+    pub fn sample_step<R: Rng + ?Sized>(&self, space: &SearchSpace, n_nodes: usize, rng: &mut R) -> StepMasks {
         let normal = self.sample_cell(space, n_nodes, rng);
         let reduce = self.sample_cell(space, n_nodes, rng);
         StepMasks { normal, reduce }
@@ -134,9 +107,7 @@ mod tests {
     fn drop_frequency_matches_the_fourth_root_of_the_rate() {
         let space = SearchSpace::named("original").unwrap();
         // A large rate gives a measurable per-op probability: 0.1^(1/4) = 0.5623.
-        let dropout = GroupedDropout {
-            rates: vec![0.1, 0.1],
-        };
+        let dropout = GroupedDropout { rates: vec![0.1, 0.1] };
         let p = GroupedDropout::drop_prob(0.1);
         assert!((p - 0.562_341_325).abs() < 1e-8);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -159,18 +130,13 @@ mod tests {
         // E[dropped fraction] = (p - p^4) / (1 - p^4) for groups of four.
         let expected = (p - p.powi(4)) / (1.0 - p.powi(4));
         let freq = dropped as f64 / total as f64;
-        assert!(
-            (freq - expected).abs() < 0.005,
-            "freq {freq} expected {expected}"
-        );
+        assert!((freq - expected).abs() < 0.005, "freq {freq} expected {expected}");
     }
 
     #[test]
     fn default_rate_drops_rarely_but_per_the_formula() {
         let space = SearchSpace::named("original").unwrap();
-        let dropout = GroupedDropout {
-            rates: vec![3e-5, 3e-5],
-        };
+        let dropout = GroupedDropout { rates: vec![3e-5, 3e-5] };
         let p = GroupedDropout::drop_prob(3e-5);
         assert!((p - 3e-5f64.powf(0.25)).abs() < 1e-15);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -189,9 +155,7 @@ mod tests {
     #[test]
     fn zero_rate_keeps_everything_and_draws_nothing() {
         let space = SearchSpace::named("3-skip").unwrap();
-        let dropout = GroupedDropout {
-            rates: vec![0.0, 0.0],
-        };
+        let dropout = GroupedDropout { rates: vec![0.0, 0.0] };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let before = rng.clone();
         let m = dropout.sample_step(&space, 4, &mut rng);
@@ -202,18 +166,13 @@ mod tests {
     #[test]
     fn separate_group_rates_apply_to_their_group() {
         let space = SearchSpace::named("original").unwrap();
-        let dropout = GroupedDropout {
-            rates: vec![0.0, 0.5],
-        };
+        let dropout = GroupedDropout { rates: vec![0.0, 0.5] };
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let mut nonparam_drops = 0;
         for _ in 0..200 {
             let m = dropout.sample_cell(&space, 4, &mut rng);
             for row in &m.keep {
-                assert!(
-                    row[0..4].iter().all(|&k| k),
-                    "parameterised ops must all be kept"
-                );
+                assert!(row[0..4].iter().all(|&k| k), "parameterised ops must all be kept");
                 nonparam_drops += row[4..8].iter().filter(|k| !**k).count();
             }
         }

@@ -15,13 +15,7 @@ pub struct MixedOp<B: Backend> {
 
 impl<B: DropnasBackend> MixedOp<B> {
     pub fn new(space: &SearchSpace, c: usize, stride: usize, device: &B::Device) -> Self {
-        Self {
-            ops: space
-                .ops
-                .iter()
-                .map(|&k| Op::new(k, c, stride, false, device))
-                .collect(),
-        }
+        Self { ops: space.ops.iter().map(|&k| Op::new(k, c, stride, false, device)).collect() }
     }
 
     /// `sum over kept k of weights[k] * op_k(x)`; `weights` is this edge's row `[n_ops]`.

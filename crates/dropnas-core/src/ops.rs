@@ -4,13 +4,12 @@
 
 use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
-use crate::kernels::DropnasBackend;
+use crate::kernels::{DropnasBackend, PoolKind, pool3x3};
 use crate::search_space::OpKind;
 use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::{avg_pool2d, max_pool2d};
 
 /// ReLU - 1x1 conv - BN: the cell input preprocessing.
 #[derive(Module, Debug)]
@@ -21,10 +20,7 @@ pub struct StdConv<B: Backend> {
 
 impl<B: DropnasBackend> StdConv<B> {
     pub fn new(c_in: usize, c_out: usize, affine: bool, device: &B::Device) -> Self {
-        Self {
-            conv: ConvSpec::square(c_in, c_out, 1, 1, 0).init(device),
-            bn: BatchNorm2d::new(c_out, affine, device),
-        }
+        Self { conv: ConvSpec::square(c_in, c_out, 1, 1, 0).init(device), bn: BatchNorm2d::new(c_out, affine, device) }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -86,8 +82,7 @@ impl<B: DropnasBackend> DilConv<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn
-            .forward(self.pointwise.forward(self.depthwise.forward(relu(x))))
+        self.bn.forward(self.pointwise.forward(self.depthwise.forward(relu(x))))
     }
 }
 
@@ -125,18 +120,10 @@ pub struct FacConv<B: Backend> {
 
 impl<B: DropnasBackend> FacConv<B> {
     pub fn new(c: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
-        let conv_1x7 = ConvSpec {
-            kernel: [1, 7],
-            stride: [1, stride],
-            padding: [0, 3],
-            ..ConvSpec::square(c, c, 1, 1, 0)
-        };
-        let conv_7x1 = ConvSpec {
-            kernel: [7, 1],
-            stride: [stride, 1],
-            padding: [3, 0],
-            ..ConvSpec::square(c, c, 1, 1, 0)
-        };
+        let conv_1x7 =
+            ConvSpec { kernel: [1, 7], stride: [1, stride], padding: [0, 3], ..ConvSpec::square(c, c, 1, 1, 0) };
+        let conv_7x1 =
+            ConvSpec { kernel: [7, 1], stride: [stride, 1], padding: [3, 0], ..ConvSpec::square(c, c, 1, 1, 0) };
         Self {
             conv_1x7: conv_1x7.init(device),
             conv_7x1: conv_7x1.init(device),
@@ -145,8 +132,7 @@ impl<B: DropnasBackend> FacConv<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn
-            .forward(self.conv_7x1.forward(self.conv_1x7.forward(relu(x))))
+        self.bn.forward(self.conv_7x1.forward(self.conv_1x7.forward(relu(x))))
     }
 }
 
@@ -159,22 +145,15 @@ pub struct PoolBn<B: Backend> {
 
 impl<B: DropnasBackend> PoolBn<B> {
     pub fn new(c: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
-        Self {
-            bn: BatchNorm2d::new(c, affine, device),
-            stride,
-        }
+        Self { bn: BatchNorm2d::new(c, affine, device), stride }
     }
 
     pub fn forward_avg(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let s = self.stride;
-        self.bn
-            .forward(avg_pool2d(x, [3, 3], [s, s], [1, 1], false, false))
+        self.bn.forward(pool3x3(x, PoolKind::Avg, self.stride))
     }
 
     pub fn forward_max(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let s = self.stride;
-        self.bn
-            .forward(max_pool2d(x, [3, 3], [s, s], [1, 1], [1, 1], false))
+        self.bn.forward(pool3x3(x, PoolKind::Max, self.stride))
     }
 }
 
@@ -206,9 +185,7 @@ impl<B: DropnasBackend> Op<B> {
             OpKind::AvgPool3x3 => Op::AvgPool(PoolBn::new(c, stride, affine, device)),
             OpKind::MaxPool3x3 => Op::MaxPool(PoolBn::new(c, stride, affine, device)),
             OpKind::SkipConnect if stride == 1 => Op::Identity(Zero { stride: 1 }),
-            OpKind::SkipConnect => {
-                Op::FactorizedReduce(FactorizedReduce::new(c, c, affine, device))
-            }
+            OpKind::SkipConnect => Op::FactorizedReduce(FactorizedReduce::new(c, c, affine, device)),
             OpKind::SepConv3x3 => Op::SepConv(SepConv::new(c, 3, stride, affine, device)),
             OpKind::SepConv5x5 => Op::SepConv(SepConv::new(c, 5, stride, affine, device)),
             OpKind::SepConv7x7 => Op::SepConv(SepConv::new(c, 7, stride, affine, device)),
@@ -257,18 +234,13 @@ mod tests {
         for (kind, name, _) in OpKind::ALL {
             for (stride, side) in [(1usize, 8usize), (2, 8), (2, 7)] {
                 let op = Op::<Flex>::new(kind, 6, stride, false, &device);
-                let x =
-                    Tensor::<Flex, 4>::random([2, 6, side, side], Distribution::Default, &device);
+                let x = Tensor::<Flex, 4>::random([2, 6, side, side], Distribution::Default, &device);
                 let out = side.div_ceil(stride);
                 // FactorizedReduce (skip_connect at stride 2) needs an even side, as in DARTS.
                 if kind == OpKind::SkipConnect && stride == 2 && side % 2 == 1 {
                     continue;
                 }
-                assert_eq!(
-                    op.forward(x).dims(),
-                    [2, 6, out, out],
-                    "{name} stride {stride} side {side}"
-                );
+                assert_eq!(op.forward(x).dims(), [2, 6, out, out], "{name} stride {stride} side {side}");
             }
         }
     }
@@ -277,17 +249,7 @@ mod tests {
     fn preprocessing_ops_map_channels() {
         let device = Default::default();
         let x = Tensor::<Flex, 4>::random([2, 5, 8, 8], Distribution::Default, &device);
-        assert_eq!(
-            StdConv::<Flex>::new(5, 7, false, &device)
-                .forward(x.clone())
-                .dims(),
-            [2, 7, 8, 8]
-        );
-        assert_eq!(
-            FactorizedReduce::<Flex>::new(5, 6, true, &device)
-                .forward(x)
-                .dims(),
-            [2, 6, 4, 4]
-        );
+        assert_eq!(StdConv::<Flex>::new(5, 7, false, &device).forward(x.clone()).dims(), [2, 7, 8, 8]);
+        assert_eq!(FactorizedReduce::<Flex>::new(5, 6, true, &device).forward(x).dims(), [2, 6, 4, 4]);
     }
 }

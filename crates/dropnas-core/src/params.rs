@@ -32,8 +32,7 @@ struct PathCollector {
 
 impl<B: Backend> ModuleVisitor<B> for PathCollector {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.stack
-            .push((name.to_string(), container_type.starts_with("Enum:")));
+        self.stack.push((name.to_string(), container_type.starts_with("Enum:")));
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
@@ -41,12 +40,7 @@ impl<B: Backend> ModuleVisitor<B> for PathCollector {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        let path: Vec<&str> = self
-            .stack
-            .iter()
-            .filter(|(_, is_enum)| !is_enum)
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let path: Vec<&str> = self.stack.iter().filter(|(_, is_enum)| !is_enum).map(|(n, _)| n.as_str()).collect();
         let last = path.last().copied().unwrap_or("");
         self.out.push(ParamInfo {
             path: path.join("."),
@@ -67,9 +61,5 @@ pub fn param_infos<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamInfo> {
 /// Number of trainable scalars (running statistics excluded), like PyTorch's
 /// `sum(p.numel() for p in model.parameters())`.
 pub fn count_params<B: Backend, M: Module<B>>(module: &M) -> usize {
-    param_infos::<B, M>(module)
-        .iter()
-        .filter(|p| !p.is_running_stat)
-        .map(ParamInfo::numel)
-        .sum()
+    param_infos::<B, M>(module).iter().filter(|p| !p.is_running_stat).map(ParamInfo::numel).sum()
 }

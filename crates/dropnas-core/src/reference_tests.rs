@@ -34,45 +34,23 @@ fn check_op_case<M: Module<B>>(
 ) {
     let device = Default::default();
     let (module, missing) = fx.load_into(module, &format!("{case}.param."));
-    assert!(
-        missing.is_empty(),
-        "{case}: parameters missing from the fixture: {missing:?}"
-    );
-    let x: Tensor<B, 4> = fx
-        .tensor::<B, 4>(&format!("{case}.input"), &device)
-        .require_grad();
+    assert!(missing.is_empty(), "{case}: parameters missing from the fixture: {missing:?}");
+    let x: Tensor<B, 4> = fx.tensor::<B, 4>(&format!("{case}.input"), &device).require_grad();
     let out = forward(&module, x.clone());
-    assert_close(
-        &format!("{case}.output"),
-        &vec_of(out.clone()),
-        fx.data(&format!("{case}.output")),
-        RTOL,
-        ATOL,
-    );
+    assert_close(&format!("{case}.output"), &vec_of(out.clone()), fx.data(&format!("{case}.output")), RTOL, ATOL);
     let gout: Tensor<B, 4> = fx.tensor(&format!("{case}.gout"), &device);
     let grads = (out * gout).sum().backward();
     if fx.has(&format!("{case}.grad_input")) {
         // `none` does not depend on its input: no gradient at all, which is a zero gradient
-        let gx = x
-            .grad(&grads)
-            .map(vec_of)
-            .unwrap_or_else(|| vec![0.0; x.shape().num_elements()]);
-        assert_close(
-            &format!("{case}.grad_input"),
-            &gx,
-            fx.data(&format!("{case}.grad_input")),
-            RTOL,
-            ATOL,
-        );
+        let gx = x.grad(&grads).map(vec_of).unwrap_or_else(|| vec![0.0; x.shape().num_elements()]);
+        assert_close(&format!("{case}.grad_input"), &gx, fx.data(&format!("{case}.grad_input")), RTOL, ATOL);
     }
     let by_path = grads_by_path(&module, &grads);
     let prefix = format!("{case}.grad.");
     let mut checked = 0;
     for key in fx.tensors.keys().filter(|k| k.starts_with(&prefix)) {
         let path = &key[prefix.len()..];
-        let g = by_path
-            .get(path)
-            .unwrap_or_else(|| panic!("{case}: no gradient for {path}"));
+        let g = by_path.get(path).unwrap_or_else(|| panic!("{case}: no gradient for {path}"));
         assert_close(key, g, fx.data(key), RTOL, ATOL);
         checked += 1;
     }
@@ -93,27 +71,14 @@ fn every_op_matches_pytorch_forward_and_backward() {
         for stride in [1, 2] {
             let case = format!("{name}.s{stride}");
             assert!(fx.has(&format!("{case}.output")), "fixture lacks {case}");
-            check_op_case(
-                &fx,
-                &case,
-                Op::<B>::new(kind, 4, stride, true, &device),
-                |m, x| m.forward(x),
-            );
+            check_op_case(&fx, &case, Op::<B>::new(kind, 4, stride, true, &device), |m, x| m.forward(x));
             cases += 1;
         }
     }
-    check_op_case(
-        &fx,
-        "std_conv_4_6.s1",
-        StdConv::<B>::new(4, 6, true, &device),
-        |m, x| m.forward(x),
-    );
-    check_op_case(
-        &fx,
-        "factorized_reduce_4_6.s2",
-        FactorizedReduce::<B>::new(4, 6, true, &device),
-        |m, x| m.forward(x),
-    );
+    check_op_case(&fx, "std_conv_4_6.s1", StdConv::<B>::new(4, 6, true, &device), |m, x| m.forward(x));
+    check_op_case(&fx, "factorized_reduce_4_6.s2", FactorizedReduce::<B>::new(4, 6, true, &device), |m, x| {
+        m.forward(x)
+    });
     assert_eq!(cases, 20);
 }
 
@@ -122,16 +87,11 @@ fn masks_of(fx: &Fixture, prefix: &str) -> StepMasks {
         keep: (0..4)
             .flat_map(|i| {
                 let d = fx.data(&format!("{prefix}mask.{t}.{i}"));
-                d.chunks(8)
-                    .map(|r| r.iter().map(|&v| v > 0.5).collect::<Vec<bool>>())
-                    .collect::<Vec<_>>()
+                d.chunks(8).map(|r| r.iter().map(|&v| v > 0.5).collect::<Vec<bool>>()).collect::<Vec<_>>()
             })
             .collect(),
     };
-    StepMasks {
-        normal: cell("normal"),
-        reduce: cell("reduce"),
-    }
+    StepMasks { normal: cell("normal"), reduce: cell("reduce") }
 }
 
 #[test]
@@ -143,28 +103,14 @@ fn search_network_matches_pytorch_under_masks() {
     let model = cfg.init::<B>(&device);
     let (net, missing) = fx.load_into(model.net, "param.");
     // search-cell BN running stats are not stored (PyTorch's defaults, as ours)
-    assert!(
-        missing.iter().all(|m| m.contains("running_")),
-        "missing: {missing:?}"
-    );
+    assert!(missing.iter().all(|m| m.contains("running_")), "missing: {missing:?}");
     let (alphas, missing) = fx.load_into(model.alphas, "alpha.");
     assert!(missing.is_empty());
     let model = crate::search_network::Supernet { net, alphas };
     let masks = masks_of(&fx, "");
-    assert!(
-        masks
-            .normal
-            .keep
-            .iter()
-            .chain(&masks.reduce.keep)
-            .any(|r| r.contains(&false)),
-        "fixture drops ops"
-    );
+    assert!(masks.normal.keep.iter().chain(&masks.reduce.keep).any(|r| r.contains(&false)), "fixture drops ops");
 
-    for (cell, mask) in [
-        (CellType::Normal, &masks.normal),
-        (CellType::Reduce, &masks.reduce),
-    ] {
+    for (cell, mask) in [(CellType::Normal, &masks.normal), (CellType::Reduce, &masks.reduce)] {
         for (i, w) in model.mixing_weights(cell, mask).into_iter().enumerate() {
             let key = format!("weights.{}.{i}", cell.name());
             assert_close(&key, &vec_of(w), fx.data(&key), RTOL, 1e-7);
@@ -172,58 +118,31 @@ fn search_network_matches_pytorch_under_masks() {
     }
     let x: Tensor<B, 4> = fx.tensor(&"input", &device);
     let logits = model.forward(x, &masks);
-    assert_close(
-        "output",
-        &vec_of(logits.clone()),
-        fx.data("output"),
-        RTOL,
-        ATOL,
-    );
+    assert_close("output", &vec_of(logits.clone()), fx.data("output"), RTOL, ATOL);
     let labels: Vec<i64> = fx.data("labels").iter().map(|&v| v as i64).collect();
     let y = Tensor::<B, 1, burn::tensor::Int>::from_data(TensorData::new(labels, [2]), &device);
-    let loss = burn::nn::loss::CrossEntropyLossConfig::new()
-        .init(&device)
-        .forward(logits, y);
+    let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&device).forward(logits, y);
     assert_close("loss", &vec_of(loss.clone()), fx.data("loss"), RTOL, ATOL);
     let grads = loss.backward();
     let by_path = grads_by_path(&model.net, &grads);
     let mut checked = 0;
-    for key in fx
-        .tensors
-        .keys()
-        .filter(|k| k.starts_with("grad.") && !k.starts_with("grad.alpha."))
-    {
-        let g = by_path
-            .get(&key[5..])
-            .unwrap_or_else(|| panic!("no gradient for {key}"));
+    for key in fx.tensors.keys().filter(|k| k.starts_with("grad.") && !k.starts_with("grad.alpha.")) {
+        let g = by_path.get(&key[5..]).unwrap_or_else(|| panic!("no gradient for {key}"));
         assert_close(key, g, fx.data(key), RTOL, ATOL);
         checked += 1;
     }
     // dropped ops were not evaluated: exactly the reference's parameters without a gradient
-    let without: Vec<String> = fx.config["params_without_grad"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let without: Vec<String> =
+        fx.config["params_without_grad"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     for p in &without {
-        assert!(
-            !by_path.contains_key(p),
-            "{p} got a gradient but its op was dropped"
-        );
+        assert!(!by_path.contains_key(p), "{p} got a gradient but its op was dropped");
     }
     assert_eq!(checked, by_path.len());
     let alpha_grads = grads_by_path(&model.alphas, &grads);
     for t in ["normal", "reduce"] {
         for i in 0..4 {
             let key = format!("grad.alpha.{t}.{i}");
-            assert_close(
-                &key,
-                &alpha_grads[&format!("{t}.{i}")],
-                fx.data(&key),
-                RTOL,
-                1e-7,
-            );
+            assert_close(&key, &alpha_grads[&format!("{t}.{i}")], fx.data(&key), RTOL, 1e-7);
         }
     }
 }
@@ -240,33 +159,17 @@ fn augment_network_matches_pytorch_train_and_eval() {
     let x: Tensor<B, 4> = fx.tensor("input", &device);
 
     // eval first (running statistics, no drop path, no auxiliary output), from the same state
-    let (eval, aux) = net
-        .valid()
-        .forward(x.clone().inner(), &mut NoDropPath, false);
+    let (eval, aux) = net.valid().forward(x.clone().inner(), &mut NoDropPath, false);
     assert!(aux.is_none());
-    assert_close(
-        "eval_output",
-        &vec_of(eval),
-        fx.data("eval_output"),
-        RTOL,
-        ATOL,
-    );
+    assert_close("eval_output", &vec_of(eval), fx.data("eval_output"), RTOL, ATOL);
 
     let n_masks = fx.config["n_droppath_masks"].as_u64().unwrap() as usize;
-    let masks = (0..n_masks)
-        .map(|k| fx.data(&format!("droppath.{k}")).to_vec())
-        .collect();
+    let masks = (0..n_masks).map(|k| fx.data(&format!("droppath.{k}")).to_vec()).collect();
     let mut drop = FixedDropPath(masks);
     let (out, aux) = net.forward(x, &mut drop, true);
     assert!(drop.0.is_empty(), "every drop-path mask was used, in order");
     assert_close("output", &vec_of(out), fx.data("output"), RTOL, ATOL);
-    assert_close(
-        "aux_output",
-        &vec_of(aux.expect("aux logits")),
-        fx.data("aux_output"),
-        RTOL,
-        ATOL,
-    );
+    assert_close("aux_output", &vec_of(aux.expect("aux logits")), fx.data("aux_output"), RTOL, ATOL);
     let values = values_by_path(&net);
     for key in fx.tensors.keys().filter(|k| k.starts_with("after.")) {
         assert_close(key, &values[&key[6..]], fx.data(key), RTOL, ATOL);
@@ -280,30 +183,21 @@ pub(crate) fn with_generated_aux_weight<Bk: burn::tensor::backend::Backend>(
     let head = net.aux_head.as_mut().expect("aux head");
     let shape = head.conv2.weight.dims();
     let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n)
-        .map(|i| ((((i * 7919 + 13) % 2003) as f64 - 1001.0) / 1001.0 * 0.04) as f32)
-        .collect();
+    let data: Vec<f32> = (0..n).map(|i| ((((i * 7919 + 13) % 2003) as f64 - 1001.0) / 1001.0 * 0.04) as f32).collect();
     let device = head.conv2.weight.device();
     head.conv2.weight = head.conv2.weight.clone().map(|t| {
         let v = Tensor::from_data(TensorData::new(data, shape), &device);
-        if t.is_require_grad() {
-            v.require_grad()
-        } else {
-            v
-        }
+        if t.is_require_grad() { v.require_grad() } else { v }
     });
     net
 }
 
 #[test]
 fn parameter_counts_equal_pytorch() {
-    let text =
-        std::fs::read_to_string(crate::testkit::fixtures_dir().join("param_counts.json")).unwrap();
+    let text = std::fs::read_to_string(crate::testkit::fixtures_dir().join("param_counts.json")).unwrap();
     let counts: serde_json::Value = serde_json::from_str(&text).unwrap();
     let device = Default::default();
-    let num = |v: &serde_json::Value, k: &str| {
-        v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}")) as usize
-    };
+    let num = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}")) as usize;
     let search = counts["search"].as_array().unwrap();
     for e in search {
         let space = SearchSpace::named(e["space"].as_str().unwrap()).unwrap();
@@ -332,16 +226,9 @@ fn parameter_counts_equal_pytorch() {
         );
         let net = cfg.init::<Flex>(&device);
         let infos = crate::params::param_infos::<Flex, _>(&net);
-        let with: usize = infos
-            .iter()
-            .filter(|p| !p.is_running_stat)
-            .map(|p| p.numel())
-            .sum();
-        let without: usize = infos
-            .iter()
-            .filter(|p| !p.is_running_stat && !p.path.starts_with("aux_head"))
-            .map(|p| p.numel())
-            .sum();
+        let with: usize = infos.iter().filter(|p| !p.is_running_stat).map(|p| p.numel()).sum();
+        let without: usize =
+            infos.iter().filter(|p| !p.is_running_stat && !p.path.starts_with("aux_head")).map(|p| p.numel()).sum();
         assert_eq!(with, num(e, "with_aux"), "{e}");
         assert_eq!(without, num(e, "without_aux"), "{e}");
     }

@@ -18,13 +18,7 @@ pub enum Preproc<B: Backend> {
 }
 
 impl<B: DropnasBackend> Preproc<B> {
-    pub fn new(
-        c_in: usize,
-        c_out: usize,
-        reduction_p: bool,
-        affine: bool,
-        device: &B::Device,
-    ) -> Self {
+    pub fn new(c_in: usize, c_out: usize, reduction_p: bool, affine: bool, device: &B::Device) -> Self {
         if reduction_p {
             Preproc::Reduce(FactorizedReduce::new(c_in, c_out, affine, device))
         } else {
@@ -114,11 +108,7 @@ mod tests {
     use burn::tensor::Distribution;
 
     fn weights(alphas: &Alphas<Flex>) -> Vec<Tensor<Flex, 2>> {
-        alphas
-            .normal
-            .iter()
-            .map(|a| masked_softmax(a.val(), a.val().ones_like()))
-            .collect()
+        alphas.normal.iter().map(|a| masked_softmax(a.val(), a.val().ones_like())).collect()
     }
 
     #[test]
@@ -128,25 +118,15 @@ mod tests {
         let alphas = Alphas::<Flex>::new(4, 8, &device);
         let w = weights(&alphas);
         let mask = CellMask::keep_all(4, 8);
-        let s =
-            |c, side| Tensor::<Flex, 4>::random([2, c, side, side], Distribution::Default, &device);
+        let s = |c, side| Tensor::<Flex, 4>::random([2, c, side, side], Distribution::Default, &device);
         // normal after normal: inputs C_pp = 12, C_p = 16 at 8x8; output 4 * C
         let cell = SearchCell::<Flex>::new(&space, 4, 12, 16, 4, false, false, &device);
-        assert_eq!(
-            cell.forward(s(12, 8), s(16, 8), &w, &mask).dims(),
-            [2, 16, 8, 8]
-        );
+        assert_eq!(cell.forward(s(12, 8), s(16, 8), &w, &mask).dims(), [2, 16, 8, 8]);
         // reduction: halves the size, doubled width C = 8
         let cell = SearchCell::<Flex>::new(&space, 4, 16, 16, 8, false, true, &device);
-        assert_eq!(
-            cell.forward(s(16, 8), s(16, 8), &w, &mask).dims(),
-            [2, 32, 4, 4]
-        );
+        assert_eq!(cell.forward(s(16, 8), s(16, 8), &w, &mask).dims(), [2, 32, 4, 4]);
         // normal after reduction: s0 is twice as large and gets a FactorizedReduce
         let cell = SearchCell::<Flex>::new(&space, 4, 16, 32, 8, true, false, &device);
-        assert_eq!(
-            cell.forward(s(16, 8), s(32, 4), &w, &mask).dims(),
-            [2, 32, 4, 4]
-        );
+        assert_eq!(cell.forward(s(16, 8), s(32, 4), &w, &mask).dims(), [2, 32, 4, 4]);
     }
 }

@@ -24,10 +24,7 @@ pub struct Stem<B: Backend> {
 
 impl<B: DropnasBackend> Stem<B> {
     pub fn new(c_in: usize, c_out: usize, device: &B::Device) -> Self {
-        Self {
-            conv: ConvSpec::square(c_in, c_out, 3, 1, 1).init(device),
-            bn: BatchNorm2d::new(c_out, true, device),
-        }
+        Self { conv: ConvSpec::square(c_in, c_out, 3, 1, 1).init(device), bn: BatchNorm2d::new(c_out, true, device) }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -60,15 +57,7 @@ impl SearchNetworkConfig {
         layers: usize,
         space: SearchSpace,
     ) -> Self {
-        Self {
-            input_channels,
-            init_channels,
-            n_classes,
-            layers,
-            n_nodes: 4,
-            stem_multiplier: 3,
-            space,
-        }
+        Self { input_channels, init_channels, n_classes, layers, n_nodes: 4, stem_multiplier: 3, space }
     }
 
     pub fn init<B: DropnasBackend>(&self, device: &B::Device) -> Supernet<B> {
@@ -97,16 +86,7 @@ impl<B: DropnasBackend> SearchNetwork<B> {
             if reduction {
                 c *= 2;
             }
-            cells.push(SearchCell::new(
-                &cfg.space,
-                cfg.n_nodes,
-                c_pp,
-                c_p,
-                c,
-                reduction_p,
-                reduction,
-                device,
-            ));
+            cells.push(SearchCell::new(&cfg.space, cfg.n_nodes, c_pp, c_p, c, reduction_p, reduction, device));
             reduction_p = reduction;
             (c_pp, c_p) = (c_p, c * cfg.n_nodes);
         }
@@ -128,11 +108,8 @@ impl<B: DropnasBackend> SearchNetwork<B> {
         let s = self.stem.forward(x);
         let (mut s0, mut s1) = (s.clone(), s);
         for cell in &self.cells {
-            let (weights, mask) = if cell.reduction {
-                (weights_reduce, &masks.reduce)
-            } else {
-                (weights_normal, &masks.normal)
-            };
+            let (weights, mask) =
+                if cell.reduction { (weights_reduce, &masks.reduce) } else { (weights_normal, &masks.normal) };
             let next = cell.forward(s0, s1.clone(), weights, mask);
             (s0, s1) = (s1, next);
         }
@@ -158,11 +135,7 @@ impl<B: DropnasBackend> Supernet<B> {
             .map(|(i, alpha)| {
                 let rows = mask.node(i);
                 let [e, n] = alpha.dims();
-                let flat: Vec<f32> = rows
-                    .iter()
-                    .flatten()
-                    .map(|&k| if k { 1.0 } else { 0.0 })
-                    .collect();
+                let flat: Vec<f32> = rows.iter().flatten().map(|&k| if k { 1.0 } else { 0.0 }).collect();
                 let keep = Tensor::from_data(TensorData::new(flat, [e, n]), &alpha.device());
                 masked_softmax(alpha.val(), keep)
             })

@@ -38,18 +38,11 @@ impl OpKind {
     ];
 
     pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(k, _, _)| *k == self)
-            .map(|(_, n, _)| *n)
-            .unwrap_or("?")
+        Self::ALL.iter().find(|(k, _, _)| *k == self).map(|(_, n, _)| *n).unwrap_or("?")
     }
 
     pub fn from_name(name: &str) -> Option<OpKind> {
-        Self::ALL
-            .iter()
-            .find(|(_, n, _)| *n == name)
-            .map(|(k, _, _)| *k)
+        Self::ALL.iter().find(|(_, n, _)| *n == name).map(|(k, _, _)| *k)
     }
 
     /// All valid op names, for error messages.
@@ -61,11 +54,7 @@ impl OpKind {
     /// `skip_connect` counts as non-parameterised even though it becomes a FactorizedReduce
     /// at stride 2, as in the paper.
     pub fn is_parameterised(self) -> bool {
-        Self::ALL
-            .iter()
-            .find(|(k, _, _)| *k == self)
-            .map(|(_, _, p)| *p)
-            .unwrap_or(false)
+        Self::ALL.iter().find(|(k, _, _)| *k == self).map(|(_, _, p)| *p).unwrap_or(false)
     }
 }
 
@@ -99,36 +88,15 @@ impl SearchSpace {
     pub fn named(name: &str) -> Option<SearchSpace> {
         use OpKind::*;
         let ops: Vec<OpKind> = match name {
-            "original" => vec![
-                SepConv3x3,
-                SepConv5x5,
-                DilConv3x3,
-                DilConv5x5,
-                MaxPool3x3,
-                AvgPool3x3,
-                SkipConnect,
-                None,
-            ],
+            "original" => {
+                vec![SepConv3x3, SepConv5x5, DilConv3x3, DilConv5x5, MaxPool3x3, AvgPool3x3, SkipConnect, None]
+            }
             // the two pools deleted
-            "1-skip" => vec![
-                SepConv3x3,
-                SepConv5x5,
-                DilConv3x3,
-                DilConv5x5,
-                SkipConnect,
-                None,
-            ],
+            "1-skip" => vec![SepConv3x3, SepConv5x5, DilConv3x3, DilConv5x5, SkipConnect, None],
             // the two pools replaced by skip_connect, each with its own alpha
-            "3-skip" => vec![
-                SepConv3x3,
-                SepConv5x5,
-                DilConv3x3,
-                DilConv5x5,
-                SkipConnect,
-                SkipConnect,
-                SkipConnect,
-                None,
-            ],
+            "3-skip" => {
+                vec![SepConv3x3, SepConv5x5, DilConv3x3, DilConv5x5, SkipConnect, SkipConnect, SkipConnect, None]
+            }
             _ => return Option::None,
         };
         Some(Self::from_ops(name, ops))
@@ -136,30 +104,16 @@ impl SearchSpace {
 
     /// A space from an op list, grouped by [`OpKind::is_parameterised`].
     pub fn from_ops(name: &str, ops: Vec<OpKind>) -> SearchSpace {
-        let param: Vec<usize> = (0..ops.len())
-            .filter(|&i| ops[i].is_parameterised())
-            .collect();
-        let nonparam: Vec<usize> = (0..ops.len())
-            .filter(|&i| !ops[i].is_parameterised())
-            .collect();
+        let param: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].is_parameterised()).collect();
+        let nonparam: Vec<usize> = (0..ops.len()).filter(|&i| !ops[i].is_parameterised()).collect();
         let mut groups = Vec::new();
         if !param.is_empty() {
-            groups.push(OpGroup {
-                name: "param".into(),
-                columns: param,
-            });
+            groups.push(OpGroup { name: "param".into(), columns: param });
         }
         if !nonparam.is_empty() {
-            groups.push(OpGroup {
-                name: "nonparam".into(),
-                columns: nonparam,
-            });
+            groups.push(OpGroup { name: "nonparam".into(), columns: nonparam });
         }
-        SearchSpace {
-            name: name.to_string(),
-            ops,
-            groups,
-        }
+        SearchSpace { name: name.to_string(), ops, groups }
     }
 
     pub fn n_ops(&self) -> usize {

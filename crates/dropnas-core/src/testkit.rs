@@ -22,18 +22,11 @@ pub struct Fixture {
 impl Fixture {
     /// Loads `tools/fixtures/<name>.safetensors` and the continuation files it lists.
     pub fn load(name: &str) -> Self {
-        let mut fx = Self {
-            tensors: HashMap::new(),
-            config: serde_json::Value::Null,
-        };
+        let mut fx = Self { tensors: HashMap::new(), config: serde_json::Value::Null };
         fx.add_file(&format!("{name}.safetensors"));
         let extra: Vec<String> = fx.config["files"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
             .unwrap_or_default();
         for f in extra.iter().skip(1) {
             fx.add_file(f);
@@ -44,10 +37,8 @@ impl Fixture {
     /// Merges another fixture file's tensors (its config is ignored).
     pub fn add_file(&mut self, file: &str) {
         let path = fixtures_dir().join(file);
-        let bytes =
-            std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
-        let (_, meta) =
-            safetensors::SafeTensors::read_metadata(&bytes).expect("safetensors header");
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("safetensors header");
         if self.config.is_null() {
             if let Some(c) = meta.metadata().as_ref().and_then(|m| m.get("config")) {
                 self.config = serde_json::from_str(c).expect("config JSON");
@@ -55,16 +46,9 @@ impl Fixture {
         }
         let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
         for (name, view) in st.tensors() {
-            assert_eq!(
-                view.dtype(),
-                safetensors::Dtype::F32,
-                "{name}: fixtures are float32"
-            );
-            let data: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}: fixtures are float32");
+            let data: Vec<f32> =
+                view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             self.tensors.insert(name, (view.shape().to_vec(), data));
         }
     }
@@ -74,22 +58,11 @@ impl Fixture {
     }
 
     pub fn data(&self, key: &str) -> &[f32] {
-        &self
-            .tensors
-            .get(key)
-            .unwrap_or_else(|| panic!("fixture key `{key}` missing"))
-            .1
+        &self.tensors.get(key).unwrap_or_else(|| panic!("fixture key `{key}` missing")).1
     }
 
-    pub fn tensor<B: Backend, const D: usize>(
-        &self,
-        key: &str,
-        device: &B::Device,
-    ) -> Tensor<B, D> {
-        let (shape, data) = self
-            .tensors
-            .get(key)
-            .unwrap_or_else(|| panic!("fixture key `{key}` missing"));
+    pub fn tensor<B: Backend, const D: usize>(&self, key: &str, device: &B::Device) -> Tensor<B, D> {
+        let (shape, data) = self.tensors.get(key).unwrap_or_else(|| panic!("fixture key `{key}` missing"));
         assert_eq!(shape.len(), D, "{key}: rank");
         Tensor::from_data(TensorData::new(data.clone(), shape.clone()), device)
     }
@@ -106,22 +79,13 @@ impl Fixture {
         }
         impl<B: Backend> ModuleMapper<B> for Loader<'_> {
             fn enter_module(&mut self, name: &str, container_type: &str) {
-                self.stack
-                    .push((name.to_string(), container_type.starts_with("Enum:")));
+                self.stack.push((name.to_string(), container_type.starts_with("Enum:")));
             }
             fn exit_module(&mut self, _: &str, _: &str) {
                 self.stack.pop();
             }
-            fn map_float<const D: usize>(
-                &mut self,
-                param: Param<Tensor<B, D>>,
-            ) -> Param<Tensor<B, D>> {
-                let path: Vec<&str> = self
-                    .stack
-                    .iter()
-                    .filter(|(_, e)| !e)
-                    .map(|(n, _)| n.as_str())
-                    .collect();
+            fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+                let path: Vec<&str> = self.stack.iter().filter(|(_, e)| !e).map(|(n, _)| n.as_str()).collect();
                 let key = format!("{}{}", self.prefix, path.join("."));
                 let (id, tensor, mapper) = param.consume();
                 let Some((shape, data)) = self.fx.tensors.get(&key) else {
@@ -130,8 +94,7 @@ impl Fixture {
                 };
                 let device = tensor.device();
                 let require_grad = tensor.is_require_grad();
-                let mut value: Tensor<B, D> =
-                    Tensor::from_data(TensorData::new(data.clone(), shape.clone()), &device);
+                let mut value: Tensor<B, D> = Tensor::from_data(TensorData::new(data.clone(), shape.clone()), &device);
                 if key.ends_with("linear.weight") && D == 2 {
                     value = value.transpose();
                 }
@@ -142,22 +105,14 @@ impl Fixture {
                 Param::from_mapped_value(id, value, mapper)
             }
         }
-        let mut l = Loader {
-            fx: self,
-            prefix,
-            stack: Vec::new(),
-            missing: Vec::new(),
-        };
+        let mut l = Loader { fx: self, prefix, stack: Vec::new(), missing: Vec::new() };
         let module = module.map(&mut l);
         (module, l.missing)
     }
 }
 
 /// Gradients of every parameter of `module`, by path (Linear weights transposed to PyTorch's layout).
-pub fn grads_by_path<B: AutodiffBackend, M: Module<B>>(
-    module: &M,
-    grads: &B::Gradients,
-) -> HashMap<String, Vec<f32>> {
+pub fn grads_by_path<B: AutodiffBackend, M: Module<B>>(module: &M, grads: &B::Gradients) -> HashMap<String, Vec<f32>> {
     struct V<'a, B: AutodiffBackend> {
         grads: &'a B::Gradients,
         stack: Vec<(String, bool)>,
@@ -165,39 +120,23 @@ pub fn grads_by_path<B: AutodiffBackend, M: Module<B>>(
     }
     impl<B: AutodiffBackend> burn::module::ModuleVisitor<B> for V<'_, B> {
         fn enter_module(&mut self, name: &str, container_type: &str) {
-            self.stack
-                .push((name.to_string(), container_type.starts_with("Enum:")));
+            self.stack.push((name.to_string(), container_type.starts_with("Enum:")));
         }
         fn exit_module(&mut self, _: &str, _: &str) {
             self.stack.pop();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let path: Vec<&str> = self
-                .stack
-                .iter()
-                .filter(|(_, e)| !e)
-                .map(|(n, _)| n.as_str())
-                .collect();
+            let path: Vec<&str> = self.stack.iter().filter(|(_, e)| !e).map(|(n, _)| n.as_str()).collect();
             let path = path.join(".");
             if let Some(mut g) = param.val().grad(self.grads) {
                 if path.ends_with("linear.weight") && D == 2 {
                     g = g.transpose();
                 }
-                self.out.insert(
-                    path,
-                    g.into_data()
-                        .convert::<f32>()
-                        .into_vec::<f32>()
-                        .expect("f32"),
-                );
+                self.out.insert(path, g.into_data().convert::<f32>().into_vec::<f32>().expect("f32"));
             }
         }
     }
-    let mut v = V::<B> {
-        grads,
-        stack: Vec::new(),
-        out: HashMap::new(),
-    };
+    let mut v = V::<B> { grads, stack: Vec::new(), out: HashMap::new() };
     module.visit(&mut v);
     v.out
 }
@@ -210,39 +149,24 @@ pub fn values_by_path<B: Backend, M: Module<B>>(module: &M) -> HashMap<String, V
     }
     impl<B: Backend> burn::module::ModuleVisitor<B> for V {
         fn enter_module(&mut self, name: &str, container_type: &str) {
-            self.stack
-                .push((name.to_string(), container_type.starts_with("Enum:")));
+            self.stack.push((name.to_string(), container_type.starts_with("Enum:")));
         }
         fn exit_module(&mut self, _: &str, _: &str) {
             self.stack.pop();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let path: Vec<&str> = self
-                .stack
-                .iter()
-                .filter(|(_, e)| !e)
-                .map(|(n, _)| n.as_str())
-                .collect();
+            let path: Vec<&str> = self.stack.iter().filter(|(_, e)| !e).map(|(n, _)| n.as_str()).collect();
             let path = path.join(".");
             let mut t = param.val();
             if path.ends_with("linear.weight") && D == 2 {
                 t = t.transpose();
             }
-            self.out.insert(
-                path,
-                t.into_data()
-                    .convert::<f32>()
-                    .into_vec::<f32>()
-                    .expect("f32"),
-            );
+            self.out.insert(path, t.into_data().convert::<f32>().into_vec::<f32>().expect("f32"));
         }
     }
     // Burn defers running-statistics updates until a sync; saving a record syncs them.
     let synced = module.clone().load_record(module.clone().into_record());
-    let mut v = V {
-        stack: Vec::new(),
-        out: HashMap::new(),
-    };
+    let mut v = V { stack: Vec::new(), out: HashMap::new() };
     synced.visit(&mut v);
     v.out
 }
@@ -254,9 +178,7 @@ pub fn values_by_path<B: Backend, M: Module<B>>(module: &M) -> HashMap<String, V
 /// Returns the largest relative error seen (relative to `max(|e|, atol / rtol)`).
 pub fn assert_close(name: &str, actual: &[f32], expected: &[f32], rtol: f64, atol: f64) -> f64 {
     assert_eq!(actual.len(), expected.len(), "{name}: length");
-    let scale = expected
-        .iter()
-        .fold(0.0f64, |m, &e| m.max((e as f64).abs()));
+    let scale = expected.iter().fold(0.0f64, |m, &e| m.max((e as f64).abs()));
     let atol = atol.max(rtol * scale);
     let mut worst = (0.0f64, 0usize);
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
@@ -264,9 +186,7 @@ pub fn assert_close(name: &str, actual: &[f32], expected: &[f32], rtol: f64, ato
         let err = (a - e).abs();
         let scaled = err / (atol + rtol * e.abs());
         if !(scaled <= 1.0) {
-            panic!(
-                "{name}[{i}]: {a} vs expected {e} (|diff| {err:.3e} > {atol:.1e} + {rtol:.1e}*|e|)"
-            );
+            panic!("{name}[{i}]: {a} vs expected {e} (|diff| {err:.3e} > {atol:.1e} + {rtol:.1e}*|e|)");
         }
         let rel = err / e.abs().max(atol / rtol);
         if rel > worst.0 {

@@ -27,13 +27,7 @@ fn synthetic(n: usize) -> ImageSet {
 }
 
 /// Images per second over `epochs` full epochs.
-fn measure(
-    set: &Arc<ImageSet>,
-    batch_size: usize,
-    cutout: usize,
-    workers: usize,
-    epochs: usize,
-) -> f64 {
+fn measure(set: &Arc<ImageSet>, batch_size: usize, cutout: usize, workers: usize, epochs: usize) -> f64 {
     let loader = match Loader::new(
         Arc::clone(set),
         Augment::train(DatasetKind::Cifar10, cutout),
@@ -55,21 +49,14 @@ fn measure(
 }
 
 fn main() {
-    let n = std::env::var("DROPNAS_BENCH_IMAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let n = std::env::var("DROPNAS_BENCH_IMAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let set = Arc::new(synthetic(n));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("CIFAR training pipeline, {n} synthetic 3x32x32 images, {cores} CPU cores");
-    println!(
-        "{:<44} {:>8} {:>14}",
-        "configuration", "workers", "images/s"
-    );
-    for (label, batch, cutout) in [
-        ("crop+flip+normalise, batch 96", 96, 0),
-        ("crop+flip+normalise+cutout 16, batch 192", 192, 16),
-    ] {
+    println!("{:<44} {:>8} {:>14}", "configuration", "workers", "images/s");
+    for (label, batch, cutout) in
+        [("crop+flip+normalise, batch 96", 96, 0), ("crop+flip+normalise+cutout 16, batch 192", 192, 16)]
+    {
         for workers in [1, 2] {
             let rate = measure(&set, batch, cutout, workers, 3);
             println!("{label:<44} {workers:>8} {rate:>14.0}");

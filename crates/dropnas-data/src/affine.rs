@@ -25,12 +25,7 @@ pub struct AffineParams {
 
 impl AffineParams {
     /// The identity transform.
-    pub const IDENTITY: AffineParams = AffineParams {
-        angle: 0.0,
-        translate: (0, 0),
-        scale: 1.0,
-        shear: (0.0, 0.0),
-    };
+    pub const IDENTITY: AffineParams = AffineParams { angle: 0.0, translate: (0, 0), scale: 1.0, shear: (0.0, 0.0) };
 }
 
 /// The ranges of `RandomAffine(degrees, translate, scale, shear)`, with a single shear number
@@ -50,21 +45,12 @@ pub struct RandomAffine {
 impl RandomAffine {
     /// `RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.9, 1.1), shear=0.1)`, the
     /// (Fashion-)MNIST training augmentation of DropNAS.
-    pub const DROPNAS_MNIST: RandomAffine = RandomAffine {
-        degrees: 15.0,
-        translate: (0.1, 0.1),
-        scale: (0.9, 1.1),
-        shear: 0.1,
-    };
+    pub const DROPNAS_MNIST: RandomAffine =
+        RandomAffine { degrees: 15.0, translate: (0.1, 0.1), scale: (0.9, 1.1), shear: 0.1 };
 
     /// Draws parameters for a `width` x `height` image in `RandomAffine.get_params`' order:
     /// angle, tx, ty, scale, x-shear.
-    pub fn sample<R: Rng + ?Sized>(
-        &self,
-        rng: &mut R,
-        width: usize,
-        height: usize,
-    ) -> AffineParams {
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R, width: usize, height: usize) -> AffineParams {
         let angle = uniform(rng, -self.degrees, self.degrees);
         let max_dx = self.translate.0 * width as f64;
         let max_dy = self.translate.1 * height as f64;
@@ -73,12 +59,7 @@ impl RandomAffine {
         let ty = uniform(rng, -max_dy, max_dy).round_ties_even() as i64;
         let scale = uniform(rng, self.scale.0, self.scale.1);
         let shear_x = uniform(rng, -self.shear, self.shear);
-        AffineParams {
-            angle,
-            translate: (tx, ty),
-            scale,
-            shear: (shear_x, 0.0),
-        }
+        AffineParams { angle, translate: (tx, ty), scale, shear: (shear_x, 0.0) }
     }
 }
 
@@ -126,14 +107,7 @@ fn fix(v: f64) -> i64 {
 /// point `matrix * (x + 0.5, y + 0.5, 1)`, or 0 when that point is outside the image.
 ///
 /// `src` and `out` hold `channels * height * width` bytes.
-pub fn warp_affine_nearest(
-    src: &[u8],
-    out: &mut [u8],
-    channels: usize,
-    height: usize,
-    width: usize,
-    m: &[f64; 6],
-) {
+pub fn warp_affine_nearest(src: &[u8], out: &mut [u8], channels: usize, height: usize, width: usize, m: &[f64; 6]) {
     let plane = height * width;
     debug_assert!(src.len() >= channels * plane && out.len() >= channels * plane);
     // The source pixel index for every output pixel (or None), computed once for all channels.
@@ -201,10 +175,7 @@ pub fn warp_affine_nearest(
     }
 
     for c in 0..channels {
-        let (s, o) = (
-            &src[c * plane..(c + 1) * plane],
-            &mut out[c * plane..(c + 1) * plane],
-        );
+        let (s, o) = (&src[c * plane..(c + 1) * plane], &mut out[c * plane..(c + 1) * plane]);
         for (dst, from) in o.iter_mut().zip(&map) {
             *dst = from.map_or(0, |i| s[i]);
         }
@@ -212,14 +183,7 @@ pub fn warp_affine_nearest(
 }
 
 /// `F.affine(img, angle, translate, scale, shear, NEAREST, fill=0)` on a PIL-like u8 image.
-pub fn affine(
-    src: &[u8],
-    out: &mut [u8],
-    channels: usize,
-    height: usize,
-    width: usize,
-    p: &AffineParams,
-) {
+pub fn affine(src: &[u8], out: &mut [u8], channels: usize, height: usize, width: usize, p: &AffineParams) {
     let center = (width as f64 * 0.5, height as f64 * 0.5);
     let m = inverse_affine_matrix(center, p);
     warp_affine_nearest(src, out, channels, height, width, &m);

@@ -47,12 +47,8 @@ impl fmt::Display for Split {
 
 impl DatasetKind {
     /// All kinds, in the order of the CLI's help text.
-    pub const ALL: [DatasetKind; 4] = [
-        DatasetKind::Cifar10,
-        DatasetKind::Cifar100,
-        DatasetKind::Mnist,
-        DatasetKind::FashionMnist,
-    ];
+    pub const ALL: [DatasetKind; 4] =
+        [DatasetKind::Cifar10, DatasetKind::Cifar100, DatasetKind::Mnist, DatasetKind::FashionMnist];
 
     /// The CLI name: "cifar10", "cifar100", "mnist" or "fashion-mnist".
     pub fn name(self) -> &'static str {
@@ -137,11 +133,7 @@ impl FromStr for DatasetKind {
 
     /// Parses the CLI names; also accepts the common spellings "cifar-10", "fashion_mnist", ...
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let key: String = s
-            .chars()
-            .filter(|c| !matches!(c, '-' | '_'))
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let key: String = s.chars().filter(|c| !matches!(c, '-' | '_')).collect::<String>().to_ascii_lowercase();
         match key.as_str() {
             "cifar10" => Ok(DatasetKind::Cifar10),
             "cifar100" => Ok(DatasetKind::Cifar100),

@@ -108,11 +108,7 @@ pub fn md5_hex(path: &Path) -> Result<String, DataError> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Fails with [`DataError::Checksum`] unless the file's MD5 is `expected` (hex, any case).
@@ -121,11 +117,7 @@ pub fn verify_md5(path: &Path, expected: &str) -> Result<(), DataError> {
     if found.eq_ignore_ascii_case(expected.trim()) {
         Ok(())
     } else {
-        Err(DataError::Checksum {
-            path: path.to_path_buf(),
-            expected: expected.to_ascii_lowercase(),
-            found,
-        })
+        Err(DataError::Checksum { path: path.to_path_buf(), expected: expected.to_ascii_lowercase(), found })
     }
 }
 
@@ -136,10 +128,7 @@ pub fn verify_md5(path: &Path, expected: &str) -> Result<(), DataError> {
 pub fn verify_and_unpack(archive: &Path, expected_md5: &str, dest: &Path) -> Result<(), DataError> {
     verify_md5(archive, expected_md5)?;
     std::fs::create_dir_all(dest).map_err(|e| DataError::io(dest, e))?;
-    let name = archive
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = archive.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
         let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
         let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)));
@@ -190,39 +179,27 @@ fn download_files(kind: DatasetKind, files: &[RemoteFile], dir: &Path) -> Result
 }
 
 /// Streams one URL into `dest` with a progress bar.
-fn fetch(
-    agent: &ureq::Agent,
-    file: &RemoteFile,
-    dest: &Path,
-    dir: &Path,
-    kind: DatasetKind,
-) -> Result<(), DataError> {
+fn fetch(agent: &ureq::Agent, file: &RemoteFile, dest: &Path, dir: &Path, kind: DatasetKind) -> Result<(), DataError> {
     let fail = |reason: String| DataError::Download {
         url: file.url.to_string(),
         reason,
         dir: dir.to_path_buf(),
         expected: expected_files(kind),
     };
-    let mut response = agent
-        .get(file.url)
-        .call()
-        .map_err(|e| fail(e.to_string()))?;
+    let mut response = agent.get(file.url).call().map_err(|e| fail(e.to_string()))?;
     let body = response.body_mut();
     let bar = match body.content_length() {
         Some(n) => indicatif::ProgressBar::new(n),
         None => indicatif::ProgressBar::no_length(),
     };
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     bar.set_message(file.file_name);
     let mut out = File::create(dest).map_err(|e| DataError::io(dest, e))?;
-    let copied = io::copy(&mut bar.wrap_read(body.as_reader()), &mut out)
-        .and_then(|n| out.flush().map(|()| n));
+    let copied = io::copy(&mut bar.wrap_read(body.as_reader()), &mut out).and_then(|n| out.flush().map(|()| n));
     bar.finish_and_clear();
     match copied {
         Ok(_) => Ok(()),
@@ -236,17 +213,11 @@ fn fetch(
 /// What a user must put into the data dir by hand, in words.
 fn expected_files(kind: DatasetKind) -> String {
     match kind {
-        DatasetKind::Cifar10 => {
-            "the folder cifar-10-batches-bin/ unpacked from cifar-10-binary.tar.gz".into()
+        DatasetKind::Cifar10 => "the folder cifar-10-batches-bin/ unpacked from cifar-10-binary.tar.gz".into(),
+        DatasetKind::Cifar100 => "the folder cifar-100-binary/ unpacked from cifar-100-binary.tar.gz".into(),
+        DatasetKind::Mnist | DatasetKind::FashionMnist => {
+            remote_files(kind).iter().map(|f| f.file_name).collect::<Vec<_>>().join(", ")
         }
-        DatasetKind::Cifar100 => {
-            "the folder cifar-100-binary/ unpacked from cifar-100-binary.tar.gz".into()
-        }
-        DatasetKind::Mnist | DatasetKind::FashionMnist => remote_files(kind)
-            .iter()
-            .map(|f| f.file_name)
-            .collect::<Vec<_>>()
-            .join(", "),
     }
 }
 
@@ -270,10 +241,7 @@ mod tests {
                     line.clear();
                 }
                 let mut stream = reader.into_inner();
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
                 let _ = stream.write_all(head.as_bytes());
                 let _ = stream.write_all(&body);
             }
@@ -288,16 +256,12 @@ mod tests {
         header.set_size(content.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        tar.append_data(&mut header, name, content)
-            .expect("tar entry");
+        tar.append_data(&mut header, name, content).expect("tar entry");
         tar.into_inner().expect("tar").finish().expect("gzip")
     }
 
     fn md5_of(bytes: &[u8]) -> String {
-        Md5::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Md5::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
     }
 
     fn leak(s: String) -> &'static str {
@@ -310,62 +274,35 @@ mod tests {
         let md5 = leak(md5_of(&archive));
         let url = leak(format!("{}/cifar-10-binary.tar.gz", serve_once(archive)));
         let tmp = tempfile::tempdir().expect("temp dir");
-        let file = RemoteFile {
-            url,
-            file_name: "cifar-10-binary.tar.gz",
-            md5,
-        };
+        let file = RemoteFile { url, file_name: "cifar-10-binary.tar.gz", md5 };
         download_files(DatasetKind::Cifar10, &[file], tmp.path()).expect("download");
         let unpacked = tmp.path().join("cifar-10-batches-bin/test_batch.bin");
         assert_eq!(std::fs::read(unpacked).expect("unpacked file"), b"payload");
-        assert!(
-            !tmp.path().join(".download").exists(),
-            "staging folder removed"
-        );
+        assert!(!tmp.path().join(".download").exists(), "staging folder removed");
     }
 
     #[test]
     fn a_corrupt_download_is_rejected_and_deleted() {
-        let url = leak(format!(
-            "{}/t10k-labels-idx1-ubyte.gz",
-            serve_once(b"truncated".to_vec())
-        ));
+        let url = leak(format!("{}/t10k-labels-idx1-ubyte.gz", serve_once(b"truncated".to_vec())));
         let tmp = tempfile::tempdir().expect("temp dir");
-        let file = RemoteFile {
-            url,
-            file_name: "t10k-labels-idx1-ubyte.gz",
-            md5: MNIST[3].md5,
-        };
+        let file = RemoteFile { url, file_name: "t10k-labels-idx1-ubyte.gz", md5: MNIST[3].md5 };
         let err = download_files(DatasetKind::Mnist, &[file], tmp.path()).expect_err("bad md5");
         assert!(matches!(err, DataError::Checksum { .. }), "{err}");
         assert!(!tmp.path().join("t10k-labels-idx1-ubyte.gz").exists());
-        assert!(
-            !tmp.path()
-                .join(".download/t10k-labels-idx1-ubyte.gz")
-                .exists()
-        );
+        assert!(!tmp.path().join(".download/t10k-labels-idx1-ubyte.gz").exists());
     }
 
     #[test]
     fn an_unreachable_server_says_where_to_put_the_files() {
         // Bind then drop a listener: its port now refuses connections.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let url = leak(format!(
-            "http://127.0.0.1:{port}/train-images-idx3-ubyte.gz"
-        ));
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let url = leak(format!("http://127.0.0.1:{port}/train-images-idx3-ubyte.gz"));
         let tmp = tempfile::tempdir().expect("temp dir");
         let file = RemoteFile { url, ..MNIST[0] };
         let err = download_files(DatasetKind::Mnist, &[file], tmp.path()).expect_err("offline");
         let msg = err.to_string();
         assert!(matches!(err, DataError::Download { .. }), "{msg}");
-        for needle in [
-            "train-images-idx3-ubyte.gz",
-            "t10k-labels-idx1-ubyte.gz",
-            "datasets/README.md",
-        ] {
+        for needle in ["train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "datasets/README.md"] {
             assert!(msg.contains(needle), "{needle} missing from: {msg}");
         }
         assert!(msg.contains(&tmp.path().display().to_string()), "{msg}");

@@ -39,10 +39,7 @@ pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
     let mut out = Vec::with_capacity(raw.len() * 4);
     GzDecoder::new(raw.as_slice())
         .read_to_end(&mut out)
-        .map_err(|e| DataError::BadGzip {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| DataError::BadGzip { path: path.to_path_buf(), reason: e.to_string() })?;
     Ok(out)
 }
 
@@ -52,13 +49,7 @@ fn be_u32(bytes: &[u8], at: usize) -> u32 {
 
 /// Checks the magic number and header length shared by both kinds of file; returns the header
 /// words after the magic.
-fn header(
-    path: &Path,
-    bytes: &[u8],
-    magic: u32,
-    what: &'static str,
-    dims: usize,
-) -> Result<Vec<usize>, DataError> {
+fn header(path: &Path, bytes: &[u8], magic: u32, what: &'static str, dims: usize) -> Result<Vec<usize>, DataError> {
     let header_len = 4 + 4 * dims;
     if bytes.len() < 4 {
         return Err(DataError::BadSize {
@@ -69,12 +60,7 @@ fn header(
     }
     let found = be_u32(bytes, 0);
     if found != magic {
-        return Err(DataError::BadMagic {
-            path: path.to_path_buf(),
-            what,
-            expected: magic,
-            found,
-        });
+        return Err(DataError::BadMagic { path: path.to_path_buf(), what, expected: magic, found });
     }
     if bytes.len() < header_len {
         return Err(DataError::BadSize {
@@ -83,9 +69,7 @@ fn header(
             found: bytes.len() as u64,
         });
     }
-    Ok((0..dims)
-        .map(|d| be_u32(bytes, 4 + 4 * d) as usize)
-        .collect())
+    Ok((0..dims).map(|d| be_u32(bytes, 4 + 4 * d) as usize).collect())
 }
 
 /// Reads an IDX image file (magic 2051).
@@ -93,10 +77,7 @@ pub fn read_images(path: &Path) -> Result<IdxImages, DataError> {
     let bytes = read_maybe_gz(path)?;
     let dims = header(path, &bytes, IMAGES_MAGIC, "images", 3)?;
     let (count, rows, cols) = (dims[0], dims[1], dims[2]);
-    let body = count
-        .checked_mul(rows)
-        .and_then(|v| v.checked_mul(cols))
-        .unwrap_or(usize::MAX);
+    let body = count.checked_mul(rows).and_then(|v| v.checked_mul(cols)).unwrap_or(usize::MAX);
     let expected = body.saturating_add(16);
     if bytes.len() != expected {
         return Err(DataError::BadSize {
@@ -109,12 +90,7 @@ pub fn read_images(path: &Path) -> Result<IdxImages, DataError> {
     }
     let mut pixels = bytes;
     pixels.drain(..16);
-    Ok(IdxImages {
-        count,
-        rows,
-        cols,
-        pixels,
-    })
+    Ok(IdxImages { count, rows, cols, pixels })
 }
 
 /// Reads an IDX label file (magic 2049) and checks every label is below `n_classes`.
@@ -131,17 +107,8 @@ pub fn read_labels(path: &Path, n_classes: usize) -> Result<Vec<u8>, DataError> 
     }
     let mut labels = bytes;
     labels.drain(..8);
-    if let Some((index, &label)) = labels
-        .iter()
-        .enumerate()
-        .find(|&(_, &l)| usize::from(l) >= n_classes)
-    {
-        return Err(DataError::LabelOutOfRange {
-            path: path.to_path_buf(),
-            index,
-            label,
-            n_classes,
-        });
+    if let Some((index, &label)) = labels.iter().enumerate().find(|&(_, &l)| usize::from(l) >= n_classes) {
+        return Err(DataError::LabelOutOfRange { path: path.to_path_buf(), index, label, n_classes });
     }
     Ok(labels)
 }

@@ -43,9 +43,7 @@ impl ImageSet {
     ) -> Result<Self, DataError> {
         let image_len = channels * height * width;
         if image_len == 0 {
-            return Err(DataError::InvalidOption(format!(
-                "image shape {channels}x{height}x{width} has no pixels"
-            )));
+            return Err(DataError::InvalidOption(format!("image shape {channels}x{height}x{width} has no pixels")));
         }
         if pixels.len() != image_len * labels.len() {
             return Err(DataError::InvalidOption(format!(
@@ -54,23 +52,12 @@ impl ImageSet {
                 labels.len()
             )));
         }
-        if let Some((i, &l)) = labels
-            .iter()
-            .enumerate()
-            .find(|&(_, &l)| usize::from(l) >= n_classes)
-        {
+        if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| usize::from(l) >= n_classes) {
             return Err(DataError::InvalidOption(format!(
                 "label {l} of image {i} is not below the class count {n_classes}"
             )));
         }
-        Ok(ImageSet {
-            channels,
-            height,
-            width,
-            n_classes,
-            pixels,
-            labels,
-        })
+        Ok(ImageSet { channels, height, width, n_classes, pixels, labels })
     }
 
     /// Number of images.
@@ -164,10 +151,7 @@ impl std::fmt::Debug for ImageSet {
 /// whose batches do not depend on the number of threads.
 impl Dataset<ImageItem> for ImageSet {
     fn get(&self, index: usize) -> Option<ImageItem> {
-        (index < self.len()).then(|| ImageItem {
-            image: self.image(index).to_vec(),
-            label: self.label(index),
-        })
+        (index < self.len()).then(|| ImageItem { image: self.image(index).to_vec(), label: self.label(index) })
     }
 
     fn len(&self) -> usize {

@@ -25,25 +25,16 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            coarse_labels: false,
-            max_train_samples: None,
-            max_test_samples: None,
-            download: true,
-        }
+        LoadOptions { coarse_labels: false, max_train_samples: None, max_test_samples: None, download: true }
     }
 }
 
 /// The files one split is made of, by name.
 fn split_files(kind: DatasetKind, split: Split) -> Vec<&'static str> {
     match (kind, split) {
-        (DatasetKind::Cifar10, Split::Train) => vec![
-            "data_batch_1.bin",
-            "data_batch_2.bin",
-            "data_batch_3.bin",
-            "data_batch_4.bin",
-            "data_batch_5.bin",
-        ],
+        (DatasetKind::Cifar10, Split::Train) => {
+            vec!["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"]
+        }
         (DatasetKind::Cifar10, Split::Test) => vec!["test_batch.bin"],
         (DatasetKind::Cifar100, Split::Train) => vec!["train.bin"],
         (DatasetKind::Cifar100, Split::Test) => vec!["test.bin"],
@@ -90,26 +81,17 @@ fn find_file(kind: DatasetKind, folder: &Path, name: &str) -> Option<PathBuf> {
 /// The paths of all files of a split, from the first folder that has all of them.
 fn locate(kind: DatasetKind, dir: &Path, split: Split) -> Option<Vec<PathBuf>> {
     let names = split_files(kind, split);
-    candidate_dirs(kind, dir).into_iter().find_map(|folder| {
-        names
-            .iter()
-            .map(|name| find_file(kind, &folder, name))
-            .collect::<Option<Vec<_>>>()
-    })
+    candidate_dirs(kind, dir)
+        .into_iter()
+        .find_map(|folder| names.iter().map(|name| find_file(kind, &folder, name)).collect::<Option<Vec<_>>>())
 }
 
 fn not_found(kind: DatasetKind, dir: &Path, split: Split, reason: &str) -> DataError {
-    let mut names: Vec<String> = split_files(kind, split)
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let mut names: Vec<String> = split_files(kind, split).into_iter().map(String::from).collect();
     if is_idx(kind) {
         names = names.into_iter().map(|n| format!("{n}[.gz]")).collect();
     }
-    let searched: Vec<String> = candidate_dirs(kind, dir)
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
+    let searched: Vec<String> = candidate_dirs(kind, dir).iter().map(|d| d.display().to_string()).collect();
     DataError::NotFound {
         kind,
         split,
@@ -127,32 +109,16 @@ fn not_found(kind: DatasetKind, dir: &Path, split: Split, reason: &str) -> DataE
 /// (MNIST; `FashionMNIST/raw/` for Fashion-MNIST). When they are missing and
 /// `opts.download` is set, the official archives are downloaded and checked first.
 /// Every file is validated (size, magic numbers, counts, label range, image dimensions).
-pub fn load(
-    kind: DatasetKind,
-    dir: &Path,
-    split: Split,
-    opts: &LoadOptions,
-) -> Result<ImageSet, DataError> {
+pub fn load(kind: DatasetKind, dir: &Path, split: Split, opts: &LoadOptions) -> Result<ImageSet, DataError> {
     let paths = match locate(kind, dir, split) {
         Some(paths) => paths,
         None if opts.download => {
             download::download(kind, dir)?;
-            locate(kind, dir, split).ok_or_else(|| {
-                not_found(
-                    kind,
-                    dir,
-                    split,
-                    "The download finished but did not produce these files.",
-                )
-            })?
+            locate(kind, dir, split)
+                .ok_or_else(|| not_found(kind, dir, split, "The download finished but did not produce these files."))?
         }
         None => {
-            return Err(not_found(
-                kind,
-                dir,
-                split,
-                "Downloading is turned off (no_download).",
-            ));
+            return Err(not_found(kind, dir, split, "Downloading is turned off (no_download)."));
         }
     };
     let n_classes = kind.n_classes(opts.coarse_labels);
@@ -195,11 +161,6 @@ pub fn load(
     if let Some(max) = max {
         set.truncate(max);
     }
-    tracing::debug!(
-        dataset = kind.name(),
-        split = split.name(),
-        images = set.len(),
-        "loaded"
-    );
+    tracing::debug!(dataset = kind.name(), split = split.name(), images = set.len(), "loaded");
     Ok(set)
 }

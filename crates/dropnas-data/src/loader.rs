@@ -46,12 +46,8 @@ impl Batch {
 
     /// Copies the batch to `device`: images `[B, C, H, W]` (float) and labels `[B]` (int).
     pub fn to_tensors<B: Backend>(&self, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
-        let images =
-            Tensor::<B, 4>::from_data(TensorData::new(self.images.clone(), self.shape), device);
-        let labels = Tensor::<B, 1, Int>::from_data(
-            TensorData::new(self.labels.clone(), [self.labels.len()]),
-            device,
-        );
+        let images = Tensor::<B, 4>::from_data(TensorData::new(self.images.clone(), self.shape), device);
+        let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(self.labels.clone(), [self.labels.len()]), device);
         (images, labels)
     }
 }
@@ -74,24 +70,12 @@ pub struct LoaderConfig {
 impl LoaderConfig {
     /// Shuffled, seeded batches (training).
     pub fn train(batch_size: usize, seed: u64, workers: usize) -> Self {
-        LoaderConfig {
-            batch_size,
-            shuffle: true,
-            seed,
-            workers,
-            prefetch: 0,
-        }
+        LoaderConfig { batch_size, shuffle: true, seed, workers, prefetch: 0 }
     }
 
     /// Batches in file order (evaluation); `seed` still drives any random augmentation.
     pub fn eval(batch_size: usize, workers: usize) -> Self {
-        LoaderConfig {
-            batch_size,
-            shuffle: false,
-            seed: 0,
-            workers,
-            prefetch: 0,
-        }
+        LoaderConfig { batch_size, shuffle: false, seed: 0, workers, prefetch: 0 }
     }
 }
 
@@ -113,15 +97,9 @@ struct Job {
 
 impl Loader {
     /// Checks that `augment` fits the images and that the batch size is not 0.
-    pub fn new(
-        set: Arc<ImageSet>,
-        augment: Augment,
-        config: LoaderConfig,
-    ) -> Result<Self, DataError> {
+    pub fn new(set: Arc<ImageSet>, augment: Augment, config: LoaderConfig) -> Result<Self, DataError> {
         if config.batch_size == 0 {
-            return Err(DataError::InvalidOption(
-                "batch size must be at least 1".into(),
-            ));
+            return Err(DataError::InvalidOption("batch size must be at least 1".into()));
         }
         let set_shape = [set.channels(), set.height(), set.width()];
         if augment.shape() != set_shape {
@@ -130,15 +108,7 @@ impl Loader {
                 augment.shape()
             )));
         }
-        Ok(Loader {
-            job: Arc::new(Job {
-                set,
-                augment,
-                batch_size: config.batch_size,
-                seed: config.seed,
-            }),
-            config,
-        })
+        Ok(Loader { job: Arc::new(Job { set, augment, batch_size: config.batch_size, seed: config.seed }), config })
     }
 
     /// The configuration.
@@ -212,9 +182,7 @@ impl Loader {
         let workers = (0..self.config.workers.min(total - start))
             .map(|i| {
                 let shared = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("dropnas-data-{i}"))
-                    .spawn(move || worker(&shared))
+                std::thread::Builder::new().name(format!("dropnas-data-{i}")).spawn(move || worker(&shared))
             })
             // Failing to spawn leaves fewer workers; with none, batches are built inline.
             .filter_map(Result::ok)
@@ -238,12 +206,7 @@ impl Job {
             self.augment.apply(self.set.image(i), &mut rng, out);
             labels.push(self.set.label(i) as i64);
         }
-        Batch {
-            images,
-            labels,
-            shape: [indices.len(), c, h, w],
-            indices,
-        }
+        Batch { images, labels, shape: [indices.len(), c, h, w], indices }
     }
 }
 
@@ -278,9 +241,7 @@ impl Shared {
     }
 
     fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.changed
-            .wait(guard)
-            .unwrap_or_else(PoisonError::into_inner)
+        self.changed.wait(guard).unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -348,10 +309,7 @@ impl Iterator for EpochIter {
                 shared.changed.notify_all();
                 return Some(batch);
             }
-            assert!(
-                !st.worker_panicked,
-                "a dropnas-data loader thread panicked while building batch {index}"
-            );
+            assert!(!st.worker_panicked, "a dropnas-data loader thread panicked while building batch {index}");
             st = shared.wait(st);
         }
     }

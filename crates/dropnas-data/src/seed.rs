@@ -21,9 +21,7 @@ pub fn splitmix64(mut z: u64) -> u64 {
 
 /// Hashes a sequence of words into one seed (order matters).
 pub fn mix(words: &[u64]) -> u64 {
-    words.iter().fold(0x243f_6a88_85a3_08d3, |acc, &w| {
-        splitmix64(acc ^ splitmix64(w))
-    })
+    words.iter().fold(0x243f_6a88_85a3_08d3, |acc, &w| splitmix64(acc ^ splitmix64(w)))
 }
 
 /// The generator of epoch `epoch`'s sample order.

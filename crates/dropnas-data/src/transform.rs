@@ -62,17 +62,13 @@ impl Augment {
     pub fn new(kind: DatasetKind, train: bool, cutout: usize) -> Self {
         let geometry = match (train, kind) {
             (false, _) => Geometry::Identity,
-            (true, DatasetKind::Cifar10 | DatasetKind::Cifar100) => {
-                Geometry::CropFlip { padding: 4 }
+            (true, DatasetKind::Cifar10 | DatasetKind::Cifar100) => Geometry::CropFlip { padding: 4 },
+            (true, DatasetKind::Mnist) => {
+                Geometry::Affine { ranges: RandomAffine::DROPNAS_MNIST, vertical_flip: false }
             }
-            (true, DatasetKind::Mnist) => Geometry::Affine {
-                ranges: RandomAffine::DROPNAS_MNIST,
-                vertical_flip: false,
-            },
-            (true, DatasetKind::FashionMnist) => Geometry::Affine {
-                ranges: RandomAffine::DROPNAS_MNIST,
-                vertical_flip: true,
-            },
+            (true, DatasetKind::FashionMnist) => {
+                Geometry::Affine { ranges: RandomAffine::DROPNAS_MNIST, vertical_flip: true }
+            }
         };
         let (s, c) = (kind.input_size(), kind.input_channels());
         Augment {
@@ -109,14 +105,7 @@ impl Augment {
                 "normalisation needs {channels} means and {channels} positive stds, got {mean:?} and {std:?}"
             )));
         }
-        Ok(Augment {
-            channels,
-            height,
-            width,
-            geometry,
-            cutout,
-            lut: normalisation_tables(mean, std),
-        })
+        Ok(Augment { channels, height, width, geometry, cutout, lut: normalisation_tables(mean, std) })
     }
 
     /// Image shape this pipeline takes and produces: [channels, height, width].
@@ -140,11 +129,7 @@ impl Augment {
         let [c, h, w] = self.shape();
         match self.geometry {
             Geometry::Identity => {
-                for (ch, (o, i)) in out
-                    .chunks_exact_mut(h * w)
-                    .zip(image.chunks_exact(h * w))
-                    .enumerate()
-                {
+                for (ch, (o, i)) in out.chunks_exact_mut(h * w).zip(image.chunks_exact(h * w)).enumerate() {
                     let lut = &self.lut[ch];
                     for (o, &v) in o.iter_mut().zip(i) {
                         *o = lut[usize::from(v)];
@@ -154,14 +139,9 @@ impl Augment {
             Geometry::CropFlip { padding } => {
                 let p = sample_crop(rng, padding);
                 // Fused with normalisation: one pass, no intermediate image.
-                crop_flip_map(image, out, [c, h, w], padding, p, |ch, v| {
-                    self.lut[ch][usize::from(v)]
-                });
+                crop_flip_map(image, out, [c, h, w], padding, p, |ch, v| self.lut[ch][usize::from(v)]);
             }
-            Geometry::Affine {
-                ranges,
-                vertical_flip,
-            } => {
+            Geometry::Affine { ranges, vertical_flip } => {
                 let params = ranges.sample(rng, w, h);
                 let mut warped = vec![0u8; c * h * w];
                 affine::affine(image, &mut warped, c, h, w, &params);
@@ -247,11 +227,7 @@ pub fn crop_flip(src: &[u8], out: &mut [u8], shape: [usize; 3], padding: usize, 
 
 /// Mirrors a CHW image left-right (`RandomHorizontalFlip` when it fires).
 pub fn hflip(src: &[u8], out: &mut [u8], shape: [usize; 3]) {
-    let p = CropParams {
-        top: 0,
-        left: 0,
-        flip: true,
-    };
+    let p = CropParams { top: 0, left: 0, flip: true };
     crop_flip(src, out, shape, 0, p);
 }
 

@@ -59,11 +59,7 @@ fn crop_with_known_offsets() {
 #[test]
 fn cutout_zeroes_exactly_the_clipped_square() {
     let shape = [2, 10, 10];
-    let check = |cy: usize,
-                 cx: usize,
-                 len: usize,
-                 rows: std::ops::Range<usize>,
-                 cols: std::ops::Range<usize>| {
+    let check = |cy: usize, cx: usize, len: usize, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
         let mut img = vec![1.5f32; 200];
         cutout(&mut img, shape, cy, cx, len);
         for c in 0..2 {
@@ -71,11 +67,7 @@ fn cutout_zeroes_exactly_the_clipped_square() {
                 for x in 0..10 {
                     let v = img[(c * 10 + y) * 10 + x];
                     let cut = rows.contains(&y) && cols.contains(&x);
-                    assert_eq!(
-                        v,
-                        if cut { 0.0 } else { 1.5 },
-                        "c{c} y{y} x{x} ({cy},{cx},{len})"
-                    );
+                    assert_eq!(v, if cut { 0.0 } else { 1.5 }, "c{c} y{y} x{x} ({cy},{cx},{len})");
                 }
             }
         }
@@ -93,10 +85,7 @@ fn affine_integer_shift_is_exact() {
     let (h, w) = (6usize, 7usize);
     let src: Vec<u8> = (1..=(h * w) as u8).collect();
     for (tx, ty) in [(2i64, 1i64), (-3, 2), (0, -1), (1, 0)] {
-        let p = AffineParams {
-            translate: (tx, ty),
-            ..AffineParams::IDENTITY
-        };
+        let p = AffineParams { translate: (tx, ty), ..AffineParams::IDENTITY };
         let mut out = vec![0u8; h * w];
         affine::affine(&src, &mut out, 1, h, w, &p);
         for y in 0..h as i64 {
@@ -107,11 +96,7 @@ fn affine_integer_shift_is_exact() {
                 } else {
                     0
                 };
-                assert_eq!(
-                    out[(y * w as i64 + x) as usize],
-                    expected,
-                    "shift ({tx},{ty}) at ({x},{y})"
-                );
+                assert_eq!(out[(y * w as i64 + x) as usize], expected, "shift ({tx},{ty}) at ({x},{y})");
             }
         }
     }
@@ -124,49 +109,27 @@ fn affine_matches_torchvision_on_pil_images() {
     let cases = doc["cases"].as_array().unwrap();
     assert!(cases.len() >= 6);
     let bytes = |v: &serde_json::Value| -> Vec<u8> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u8)
-            .collect()
+        v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u8).collect()
     };
     for (i, case) in cases.iter().enumerate() {
         let h = case["height"].as_u64().unwrap() as usize;
         let w = case["width"].as_u64().unwrap() as usize;
         let p = AffineParams {
             angle: case["angle"].as_f64().unwrap(),
-            translate: (
-                case["translate"][0].as_i64().unwrap(),
-                case["translate"][1].as_i64().unwrap(),
-            ),
+            translate: (case["translate"][0].as_i64().unwrap(), case["translate"][1].as_i64().unwrap()),
             scale: case["scale"].as_f64().unwrap(),
-            shear: (
-                case["shear"][0].as_f64().unwrap(),
-                case["shear"][1].as_f64().unwrap(),
-            ),
+            shear: (case["shear"][0].as_f64().unwrap(), case["shear"][1].as_f64().unwrap()),
         };
         let m = inverse_affine_matrix((w as f64 * 0.5, h as f64 * 0.5), &p);
-        for (k, reference) in case["inverse_matrix"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .enumerate()
-        {
+        for (k, reference) in case["inverse_matrix"].as_array().unwrap().iter().enumerate() {
             let r = reference.as_f64().unwrap();
-            assert!(
-                (m[k] - r).abs() <= 1e-12 * r.abs().max(1.0),
-                "case {i} matrix[{k}]: {} vs {r}",
-                m[k]
-            );
+            assert!((m[k] - r).abs() <= 1e-12 * r.abs().max(1.0), "case {i} matrix[{k}]: {} vs {r}", m[k]);
         }
         let (src, expected) = (bytes(&case["input"]), bytes(&case["output"]));
         let mut out = vec![0u8; h * w];
         affine::affine(&src, &mut out, 1, h, w, &p);
         let wrong = out.iter().zip(&expected).filter(|(a, b)| a != b).count();
-        assert_eq!(
-            wrong, 0,
-            "case {i} ({p:?}, {w}x{h}): {wrong} pixels differ from torchvision"
-        );
+        assert_eq!(wrong, 0, "case {i} ({p:?}, {w}x{h}): {wrong} pixels differ from torchvision");
     }
 }
 
@@ -193,10 +156,7 @@ fn check_range(kind: DatasetKind, out: &[f32]) {
         let (m, sd) = (kind.mean()[ch] as f32, kind.std()[ch] as f32);
         let (lo, hi) = ((0.0 - m) / sd, (1.0 - m) / sd);
         for &v in &out[ch * s * s..(ch + 1) * s * s] {
-            assert!(
-                v == 0.0 || (lo..=hi).contains(&v),
-                "{kind} value {v} outside [{lo}, {hi}]"
-            );
+            assert!(v == 0.0 || (lo..=hi).contains(&v), "{kind} value {v} outside [{lo}, {hi}]");
         }
     }
 }
@@ -206,29 +166,19 @@ fn pipelines_keep_shape_range_and_are_reproducible() {
     for kind in DatasetKind::ALL {
         let n = kind.input_channels() * kind.input_size() * kind.input_size();
         let image = common::bytes(n, 3);
-        for augment in [
-            Augment::train(kind, 16),
-            Augment::train(kind, 0),
-            Augment::eval(kind),
-        ] {
+        for augment in [Augment::train(kind, 16), Augment::train(kind, 0), Augment::eval(kind)] {
             let run = |seed| {
                 let mut out = vec![f32::NAN; n];
                 augment.apply(&image, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
                 out
             };
             let a = run(1);
-            assert!(
-                a.iter().all(|v| v.is_finite()),
-                "{kind}: every output element is written"
-            );
+            assert!(a.iter().all(|v| v.is_finite()), "{kind}: every output element is written");
             check_range(kind, &a);
             assert_eq!(a, run(1), "{kind}: same seed, same output");
             let random = augment.geometry() != dropnas_data::Geometry::Identity;
             let differs = (2..6).any(|s| run(s) != a);
-            assert_eq!(
-                differs, random,
-                "{kind}: only training pipelines are random"
-            );
+            assert_eq!(differs, random, "{kind}: only training pipelines are random");
         }
     }
 }
@@ -259,9 +209,7 @@ fn cifar_training_pipeline_is_a_padded_crop_of_the_normalised_image() {
         Augment::eval(kind).apply(&image, &mut ChaCha8Rng::seed_from_u64(0), &mut out);
         out
     };
-    let zero_norm: Vec<f32> = (0..3)
-        .map(|c| (0.0 - kind.mean()[c] as f32) / kind.std()[c] as f32)
-        .collect();
+    let zero_norm: Vec<f32> = (0..3).map(|c| (0.0 - kind.mean()[c] as f32) / kind.std()[c] as f32).collect();
     let mut out = vec![0f32; 3072];
     let mut saw_flip = false;
     for seed in 0..20 {
@@ -283,8 +231,7 @@ fn cifar_training_pipeline_is_a_padded_crop_of_the_normalised_image() {
                     row[x] == v
                 })
             });
-        let (_, _, flip) =
-            found.unwrap_or_else(|| panic!("seed {seed}: output row is not a padded crop"));
+        let (_, _, flip) = found.unwrap_or_else(|| panic!("seed {seed}: output row is not a padded crop"));
         saw_flip |= flip;
     }
     assert!(saw_flip);

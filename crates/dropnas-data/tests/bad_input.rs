@@ -9,10 +9,7 @@ use std::path::Path;
 use dropnas_data::{DataError, DatasetKind, LoadOptions, Split, load};
 
 fn offline() -> LoadOptions {
-    LoadOptions {
-        download: false,
-        ..LoadOptions::default()
-    }
+    LoadOptions { download: false, ..LoadOptions::default() }
 }
 
 fn idx_images(count: u32, rows: u32, cols: u32, body: usize) -> Vec<u8> {
@@ -85,14 +82,7 @@ fn cifar_size_not_a_multiple_of_the_record() {
     bytes.truncate(3073 * 2 - 100);
     std::fs::write(tmp.path().join("test_batch.bin"), &bytes).unwrap();
     let err = load(DatasetKind::Cifar10, tmp.path(), Split::Test, &offline()).unwrap_err();
-    let DataError::BadSize {
-        path,
-        found,
-        expected,
-    } = &err
-    else {
-        panic!("{err}")
-    };
+    let DataError::BadSize { path, found, expected } = &err else { panic!("{err}") };
     assert!(path.ends_with("test_batch.bin"));
     assert_eq!(*found, 3073 * 2 - 100);
     assert!(expected.contains("3073"), "{err}");
@@ -114,18 +104,7 @@ fn cifar_label_out_of_range() {
     let tmp = common::temp_dir();
     std::fs::write(tmp.path().join("test_batch.bin"), cifar10_records(&[1, 10])).unwrap();
     let err = load(DatasetKind::Cifar10, tmp.path(), Split::Test, &offline()).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DataError::LabelOutOfRange {
-                index: 1,
-                label: 10,
-                n_classes: 10,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::LabelOutOfRange { index: 1, label: 10, n_classes: 10, .. }), "{err}");
     assert!(err.to_string().contains("test_batch.bin"));
 
     // CIFAR-100: coarse byte first (< 20), fine byte second (< 100); both are checked.
@@ -145,129 +124,55 @@ fn cifar_label_out_of_range() {
 fn idx_wrong_magic_number() {
     let tmp = common::temp_dir();
     // Image and label files swapped.
-    write_mnist(
-        tmp.path(),
-        &idx_labels(&[1, 2]),
-        &idx_images(2, 28, 28, 2 * 784),
-    );
+    write_mnist(tmp.path(), &idx_labels(&[1, 2]), &idx_images(2, 28, 28, 2 * 784));
     let err = mnist_test(tmp.path());
-    assert!(
-        matches!(
-            err,
-            DataError::BadMagic {
-                expected: 2051,
-                found: 2049,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::BadMagic { expected: 2051, found: 2049, .. }), "{err}");
     assert!(err.to_string().contains("t10k-images-idx3-ubyte"), "{err}");
     // Not IDX at all (e.g. an HTML error page saved as the file).
     write_mnist(tmp.path(), b"<html>nope</html>", &idx_labels(&[1]));
     assert!(matches!(mnist_test(tmp.path()), DataError::BadMagic { .. }));
     // Shorter than the magic number itself.
     write_mnist(tmp.path(), b"\x00\x00", &idx_labels(&[1]));
-    assert!(matches!(
-        mnist_test(tmp.path()),
-        DataError::BadSize { found: 2, .. }
-    ));
+    assert!(matches!(mnist_test(tmp.path()), DataError::BadSize { found: 2, .. }));
 }
 
 #[test]
 fn idx_truncated_body() {
     let tmp = common::temp_dir();
-    write_mnist(
-        tmp.path(),
-        &idx_images(3, 28, 28, 2 * 784),
-        &idx_labels(&[1, 2, 3]),
-    );
+    write_mnist(tmp.path(), &idx_images(3, 28, 28, 2 * 784), &idx_labels(&[1, 2, 3]));
     let err = mnist_test(tmp.path());
-    assert!(
-        matches!(err, DataError::BadSize { found, .. } if found == 16 + 2 * 784),
-        "{err}"
-    );
-    assert!(
-        err.to_string().contains(&(16 + 3 * 784).to_string()),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::BadSize { found, .. } if found == 16 + 2 * 784), "{err}");
+    assert!(err.to_string().contains(&(16 + 3 * 784).to_string()), "{err}");
 
-    write_mnist(
-        tmp.path(),
-        &idx_images(2, 28, 28, 2 * 784),
-        &idx_labels(&[1, 2])[..9],
-    );
-    assert!(matches!(
-        mnist_test(tmp.path()),
-        DataError::BadSize { found: 9, .. }
-    ));
+    write_mnist(tmp.path(), &idx_images(2, 28, 28, 2 * 784), &idx_labels(&[1, 2])[..9]);
+    assert!(matches!(mnist_test(tmp.path()), DataError::BadSize { found: 9, .. }));
 }
 
 #[test]
 fn idx_count_mismatch() {
     let tmp = common::temp_dir();
-    write_mnist(
-        tmp.path(),
-        &idx_images(2, 28, 28, 2 * 784),
-        &idx_labels(&[1, 2, 3]),
-    );
+    write_mnist(tmp.path(), &idx_images(2, 28, 28, 2 * 784), &idx_labels(&[1, 2, 3]));
     let err = mnist_test(tmp.path());
-    assert!(
-        matches!(
-            err,
-            DataError::CountMismatch {
-                images: 2,
-                labels: 3,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::CountMismatch { images: 2, labels: 3, .. }), "{err}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("t10k-images") && msg.contains("t10k-labels"),
-        "{msg}"
-    );
+    assert!(msg.contains("t10k-images") && msg.contains("t10k-labels"), "{msg}");
 }
 
 #[test]
 fn idx_label_out_of_range() {
     let tmp = common::temp_dir();
-    write_mnist(
-        tmp.path(),
-        &idx_images(2, 28, 28, 2 * 784),
-        &idx_labels(&[9, 10]),
-    );
+    write_mnist(tmp.path(), &idx_images(2, 28, 28, 2 * 784), &idx_labels(&[9, 10]));
     let err = mnist_test(tmp.path());
-    assert!(
-        matches!(
-            err,
-            DataError::LabelOutOfRange {
-                index: 1,
-                label: 10,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, DataError::LabelOutOfRange { index: 1, label: 10, .. }), "{err}");
     assert!(err.to_string().contains("t10k-labels-idx1-ubyte"), "{err}");
 }
 
 #[test]
 fn idx_wrong_image_dimensions() {
     let tmp = common::temp_dir();
-    write_mnist(
-        tmp.path(),
-        &idx_images(2, 32, 32, 2 * 1024),
-        &idx_labels(&[1, 2]),
-    );
+    write_mnist(tmp.path(), &idx_images(2, 32, 32, 2 * 1024), &idx_labels(&[1, 2]));
     let err = mnist_test(tmp.path());
-    let DataError::BadDimensions {
-        expected, found, ..
-    } = &err
-    else {
-        panic!("{err}")
-    };
+    let DataError::BadDimensions { expected, found, .. } = &err else { panic!("{err}") };
     assert_eq!(found, "32x32");
     assert!(expected.contains("28x28"), "{err}");
 }
@@ -278,30 +183,14 @@ fn idx_corrupt_gzip() {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(&idx_images(2, 28, 28, 2 * 784)).unwrap();
     let gz = enc.finish().unwrap();
-    std::fs::write(
-        tmp.path().join("t10k-images-idx3-ubyte.gz"),
-        &gz[..gz.len() / 2],
-    )
-    .unwrap();
-    std::fs::write(
-        tmp.path().join("t10k-labels-idx1-ubyte"),
-        idx_labels(&[1, 2]),
-    )
-    .unwrap();
+    std::fs::write(tmp.path().join("t10k-images-idx3-ubyte.gz"), &gz[..gz.len() / 2]).unwrap();
+    std::fs::write(tmp.path().join("t10k-labels-idx1-ubyte"), idx_labels(&[1, 2])).unwrap();
     let err = mnist_test(tmp.path());
     assert!(matches!(err, DataError::BadGzip { .. }), "{err}");
-    assert!(
-        err.to_string().contains("t10k-images-idx3-ubyte.gz"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("t10k-images-idx3-ubyte.gz"), "{err}");
     // The complete gzip file is read.
     std::fs::write(tmp.path().join("t10k-images-idx3-ubyte.gz"), &gz).unwrap();
-    assert_eq!(
-        load(DatasetKind::Mnist, tmp.path(), Split::Test, &offline())
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(load(DatasetKind::Mnist, tmp.path(), Split::Test, &offline()).unwrap().len(), 2);
 }
 
 #[test]
@@ -312,8 +201,5 @@ fn unknown_dataset_name() {
     for kind in DatasetKind::ALL {
         assert_eq!(kind.name().parse::<DatasetKind>().unwrap(), kind);
     }
-    assert_eq!(
-        "CIFAR-10".parse::<DatasetKind>().unwrap(),
-        DatasetKind::Cifar10
-    );
+    assert_eq!("CIFAR-10".parse::<DatasetKind>().unwrap(), DatasetKind::Cifar10);
 }

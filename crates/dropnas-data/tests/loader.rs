@@ -29,45 +29,22 @@ fn collect(l: &Loader, epoch: usize, start: usize) -> Vec<Batch> {
 #[test]
 fn same_seed_same_batches_on_any_number_of_threads() {
     let set = synthetic(103);
-    let reference = collect(
-        &loader(
-            &set,
-            Augment::train(DatasetKind::Cifar10, 16),
-            train_config(0),
-        ),
-        3,
-        0,
-    );
+    let reference = collect(&loader(&set, Augment::train(DatasetKind::Cifar10, 16), train_config(0)), 3, 0);
     assert_eq!(reference.len(), 11);
     for workers in [1, 2, 4] {
-        let l = loader(
-            &set,
-            Augment::train(DatasetKind::Cifar10, 16),
-            train_config(workers),
-        );
+        let l = loader(&set, Augment::train(DatasetKind::Cifar10, 16), train_config(workers));
         assert_eq!(collect(&l, 3, 0), reference, "{workers} workers");
         // A tight prefetch window must not change anything either.
-        let tight = LoaderConfig {
-            prefetch: 1,
-            ..train_config(workers)
-        };
+        let tight = LoaderConfig { prefetch: 1, ..train_config(workers) };
         let l = loader(&set, Augment::train(DatasetKind::Cifar10, 16), tight);
-        assert_eq!(
-            collect(&l, 3, 0),
-            reference,
-            "{workers} workers, prefetch 1"
-        );
+        assert_eq!(collect(&l, 3, 0), reference, "{workers} workers, prefetch 1");
     }
 }
 
 #[test]
 fn an_epoch_covers_every_sample_once_and_keeps_the_partial_batch() {
     let set = synthetic(103);
-    let l = loader(
-        &set,
-        Augment::train(DatasetKind::Cifar10, 0),
-        train_config(2),
-    );
+    let l = loader(&set, Augment::train(DatasetKind::Cifar10, 0), train_config(2));
     assert_eq!(l.batches_per_epoch(), 11);
     let batches = collect(&l, 0, 0);
     let sizes: Vec<usize> = batches.iter().map(Batch::len).collect();
@@ -88,11 +65,7 @@ fn an_epoch_covers_every_sample_once_and_keeps_the_partial_batch() {
 #[test]
 fn different_epochs_differ() {
     let set = synthetic(103);
-    let l = loader(
-        &set,
-        Augment::train(DatasetKind::Cifar10, 0),
-        train_config(2),
-    );
+    let l = loader(&set, Augment::train(DatasetKind::Cifar10, 0), train_config(2));
     assert_ne!(l.order(0), l.order(1));
     let (e0, e1) = (collect(&l, 0, 0), collect(&l, 1, 0));
     assert_ne!(e0[0].indices, e1[0].indices);
@@ -104,11 +77,7 @@ fn different_epochs_differ() {
     };
     assert!((0..10).any(|i| pick(&e0, i) != pick(&e1, i)));
     // Another seed gives another order.
-    let other = loader(
-        &set,
-        Augment::train(DatasetKind::Cifar10, 0),
-        LoaderConfig::train(10, 43, 2),
-    );
+    let other = loader(&set, Augment::train(DatasetKind::Cifar10, 0), LoaderConfig::train(10, 43, 2));
     assert_ne!(other.order(0), l.order(0));
 }
 
@@ -116,20 +85,12 @@ fn different_epochs_differ() {
 fn starting_at_batch_k_resumes_the_epoch() {
     let set = synthetic(103);
     for workers in [0, 1, 3] {
-        let l = loader(
-            &set,
-            Augment::train(DatasetKind::Cifar10, 16),
-            train_config(workers),
-        );
+        let l = loader(&set, Augment::train(DatasetKind::Cifar10, 16), train_config(workers));
         let full = collect(&l, 5, 0);
         for k in [0, 1, 4, 10, 11, 20] {
             let resumed = l.epoch(5, k);
             assert_eq!(resumed.len(), 11usize.saturating_sub(k));
-            assert_eq!(
-                resumed.collect::<Vec<_>>(),
-                full[k.min(11)..],
-                "k = {k}, {workers} workers"
-            );
+            assert_eq!(resumed.collect::<Vec<_>>(), full[k.min(11)..], "k = {k}, {workers} workers");
         }
         assert_eq!(l.batch(5, 7).as_ref(), Some(&full[7]));
         assert_eq!(l.batch(5, 11), None);
@@ -139,33 +100,18 @@ fn starting_at_batch_k_resumes_the_epoch() {
 #[test]
 fn eval_iterates_in_file_order_without_randomness() {
     let set = synthetic(25);
-    let a = loader(
-        &set,
-        Augment::eval(DatasetKind::Cifar10),
-        LoaderConfig::eval(8, 2),
-    );
+    let a = loader(&set, Augment::eval(DatasetKind::Cifar10), LoaderConfig::eval(8, 2));
     let batches = collect(&a, 0, 0);
     let indices: Vec<usize> = batches.iter().flat_map(|b| b.indices.clone()).collect();
     assert_eq!(indices, (0..25).collect::<Vec<_>>());
     assert_eq!(batches.last().map(Batch::len), Some(1));
-    assert_eq!(
-        collect(&a, 7, 0),
-        batches,
-        "evaluation does not depend on the epoch"
-    );
+    assert_eq!(collect(&a, 7, 0), batches, "evaluation does not depend on the epoch");
 }
 
 #[test]
 fn dropping_an_epoch_early_stops_its_workers() {
     let set = synthetic(103);
-    let l = loader(
-        &set,
-        Augment::train(DatasetKind::Cifar10, 0),
-        LoaderConfig {
-            prefetch: 2,
-            ..train_config(4)
-        },
-    );
+    let l = loader(&set, Augment::train(DatasetKind::Cifar10, 0), LoaderConfig { prefetch: 2, ..train_config(4) });
     let mut it = l.epoch(0, 0);
     assert!(it.next().is_some());
     drop(it); // must return (joins the workers) rather than hang
@@ -174,32 +120,14 @@ fn dropping_an_epoch_early_stops_its_workers() {
 #[test]
 fn invalid_configurations_are_errors() {
     let set = synthetic(4);
-    assert!(
-        Loader::new(
-            Arc::clone(&set),
-            Augment::eval(DatasetKind::Cifar10),
-            LoaderConfig::eval(0, 1)
-        )
-        .is_err()
-    );
-    assert!(
-        Loader::new(
-            set,
-            Augment::eval(DatasetKind::Mnist),
-            LoaderConfig::eval(2, 1)
-        )
-        .is_err()
-    );
+    assert!(Loader::new(Arc::clone(&set), Augment::eval(DatasetKind::Cifar10), LoaderConfig::eval(0, 1)).is_err());
+    assert!(Loader::new(set, Augment::eval(DatasetKind::Mnist), LoaderConfig::eval(2, 1)).is_err());
 }
 
 #[test]
 fn batches_become_burn_tensors() {
     let set = synthetic(7);
-    let l = loader(
-        &set,
-        Augment::eval(DatasetKind::Cifar10),
-        LoaderConfig::eval(4, 0),
-    );
+    let l = loader(&set, Augment::eval(DatasetKind::Cifar10), LoaderConfig::eval(4, 0));
     let batch = l.batch(0, 1).unwrap();
     let device = Default::default();
     let (images, labels) = batch.to_tensors::<Flex>(&device);

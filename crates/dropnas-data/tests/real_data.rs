@@ -7,10 +7,7 @@ use std::io::Read;
 use dropnas_data::{DatasetKind, ImageSet, LoadOptions, Split, load};
 
 fn offline() -> LoadOptions {
-    LoadOptions {
-        download: false,
-        ..LoadOptions::default()
-    }
+    LoadOptions { download: false, ..LoadOptions::default() }
 }
 
 #[test]
@@ -21,18 +18,9 @@ fn mnist_label_counts_per_class() {
     let train = load(DatasetKind::Mnist, &dir, Split::Train, &offline()).unwrap();
     let test = load(DatasetKind::Mnist, &dir, Split::Test, &offline()).unwrap();
     assert_eq!((train.len(), test.len()), (60_000, 10_000));
-    assert_eq!(
-        (train.channels(), train.height(), train.width()),
-        (1, 28, 28)
-    );
-    assert_eq!(
-        train.class_counts(),
-        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-    );
-    assert_eq!(
-        test.class_counts(),
-        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    );
+    assert_eq!((train.channels(), train.height(), train.width()), (1, 28, 28));
+    assert_eq!(train.class_counts(), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+    assert_eq!(test.class_counts(), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
 }
 
 #[test]
@@ -44,9 +32,7 @@ fn mnist_gzipped_and_plain_read_the_same() {
     for name in ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
         let gz = std::fs::read(dir.join(format!("{name}.gz"))).unwrap();
         let mut plain = Vec::new();
-        flate2::read::GzDecoder::new(gz.as_slice())
-            .read_to_end(&mut plain)
-            .unwrap();
+        flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut plain).unwrap();
         std::fs::write(tmp.path().join(name), plain).unwrap();
     }
     let from_gz = load(DatasetKind::Mnist, &dir, Split::Test, &offline()).unwrap();
@@ -59,11 +45,7 @@ fn max_samples_keeps_the_first_images() {
     let Some(dir) = common::shared_data("mnist") else {
         return;
     };
-    let opts = LoadOptions {
-        max_test_samples: Some(100),
-        max_train_samples: Some(5),
-        ..offline()
-    };
+    let opts = LoadOptions { max_test_samples: Some(100), max_train_samples: Some(5), ..offline() };
     let full = load(DatasetKind::Mnist, &dir, Split::Test, &offline()).unwrap();
     let some = load(DatasetKind::Mnist, &dir, Split::Test, &opts).unwrap();
     assert_eq!(some.len(), 100);
@@ -104,12 +86,8 @@ fn cifar100_fine_and_coarse_labels() {
     // Expected values read independently from the file with:
     // python3 -c "d=open('cifar-100-binary/test.bin','rb').read(); n=len(d)//3074; \
     //   print([d[i*3074] for i in range(n)], [d[i*3074+1] for i in range(n)], list(d[2:8]))"
-    let coarse = [
-        10, 10, 0, 4, 10, 2, 11, 7, 10, 4, 10, 12, 19, 19, 5, 8, 2, 8, 2, 4,
-    ];
-    let fine = [
-        49, 33, 72, 51, 71, 92, 15, 14, 23, 0, 71, 75, 81, 69, 40, 43, 92, 97, 70, 53,
-    ];
+    let coarse = [10, 10, 0, 4, 10, 2, 11, 7, 10, 4, 10, 12, 19, 19, 5, 8, 2, 8, 2, 4];
+    let fine = [49, 33, 72, 51, 71, 92, 15, 14, 23, 0, 71, 75, 81, 69, 40, 43, 92, 97, 70, 53];
     let red = [199, 196, 195, 195, 196, 197];
 
     let test = load(DatasetKind::Cifar100, &dir, Split::Test, &offline()).unwrap();
@@ -117,10 +95,7 @@ fn cifar100_fine_and_coarse_labels() {
     assert_eq!(test.n_classes(), 100);
     assert_eq!(&test.image(0)[..6], &red);
 
-    let opts = LoadOptions {
-        coarse_labels: true,
-        ..offline()
-    };
+    let opts = LoadOptions { coarse_labels: true, ..offline() };
     let direct = dir.join("cifar-100-binary");
     let coarse_set = load(DatasetKind::Cifar100, &direct, Split::Train, &opts).unwrap();
     assert_eq!(coarse_set.labels(), &coarse);

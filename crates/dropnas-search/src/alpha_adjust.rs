@@ -76,23 +76,13 @@ mod tests {
         let mut after: Vec<Vec<f32>> = before
             .iter()
             .zip(&mask.keep)
-            .map(|(r, k)| {
-                r.iter()
-                    .zip(k)
-                    .map(|(&a, &k)| if k { a + 0.3 } else { a })
-                    .collect()
-            })
+            .map(|(r, k)| r.iter().zip(k).map(|(&a, &k)| if k { a + 0.3 } else { a }).collect())
             .collect();
         let moved = after.clone();
         adjust_rows(&mut after, &mask, &ratios);
         let again = kept_ratios(&after, &mask);
         for e in [0, 2] {
-            assert!(
-                (again[e] - ratios[e]).abs() < 1e-7,
-                "edge {e}: {} vs {}",
-                again[e],
-                ratios[e]
-            );
+            assert!((again[e] - ratios[e]).abs() < 1e-7, "edge {e}: {} vs {}", again[e], ratios[e]);
             for c in 0..8 {
                 if !mask.keep[e][c] {
                     assert_eq!(after[e][c], moved[e][c], "dropped alpha moved");

@@ -38,16 +38,8 @@ pub struct BenchResult {
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|k| k.parse::<f64>().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
@@ -62,53 +54,26 @@ pub fn summarize(mut times: Vec<f64>) -> (f64, f64, f64) {
     } else {
         (times[n / 2 - 1] + times[n / 2]) / 2.0
     };
-    (
-        median,
-        times.first().copied().unwrap_or(f64::NAN),
-        times.last().copied().unwrap_or(f64::NAN),
-    )
+    (median, times.first().copied().unwrap_or(f64::NAN), times.last().copied().unwrap_or(f64::NAN))
 }
 
 /// Times `steps` full DropNAS steps (after `warmup` untimed ones) on random input.
-pub fn bench_search<B: DropnasAutodiffBackend>(
-    cfg: &BenchConfig,
-    device: B::Device,
-) -> Result<BenchResult, String> {
-    let space = SearchSpace::named(&cfg.search_space)
-        .ok_or_else(|| format!("unknown search space `{}`", cfg.search_space))?;
+pub fn bench_search<B: DropnasAutodiffBackend>(cfg: &BenchConfig, device: B::Device) -> Result<BenchResult, String> {
+    let space =
+        SearchSpace::named(&cfg.search_space).ok_or_else(|| format!("unknown search space `{}`", cfg.search_space))?;
     B::seed(&device, 0);
-    let net = SearchNetworkConfig::new(
-        cfg.input_channels,
-        cfg.init_channels,
-        cfg.n_classes,
-        cfg.layers,
-        space.clone(),
-    );
+    let net = SearchNetworkConfig::new(cfg.input_channels, cfg.init_channels, cfg.n_classes, cfg.layers, space.clone());
     let mut model = net.init::<B>(&device);
     let step_cfg = StepConfig::default();
     let mut opt = DropNasOptimizers::<B>::new(&step_cfg);
-    let dropout = GroupedDropout {
-        rates: vec![cfg.drop_rate; space.groups.len()],
-    };
+    let dropout = GroupedDropout { rates: vec![cfg.drop_rate; space.groups.len()] };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let sched = StepSchedule {
-        w_lr: 0.0375,
-        alpha_lr: 3e-4,
-        alpha_phase_1: true,
-        record_alphas: false,
-    };
-    let shape = [
-        cfg.batch_size,
-        cfg.input_channels,
-        cfg.input_size,
-        cfg.input_size,
-    ];
+    let sched = StepSchedule { w_lr: 0.0375, alpha_lr: 3e-4, alpha_phase_1: true, record_alphas: false };
+    let shape = [cfg.batch_size, cfg.input_channels, cfg.input_size, cfg.input_size];
     let mut times = Vec::new();
     for i in 0..cfg.warmup + cfg.steps {
         let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        let labels: Vec<i64> = (0..cfg.batch_size)
-            .map(|_| rng.random_range(0..cfg.n_classes as i64))
-            .collect();
+        let labels: Vec<i64> = (0..cfg.batch_size).map(|_| rng.random_range(0..cfg.n_classes as i64)).collect();
         let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [cfg.batch_size]), &device);
         let masks = dropout.sample_step(&space, 4, &mut rng);
         let t0 = Instant::now();
@@ -124,11 +89,5 @@ pub fn bench_search<B: DropnasAutodiffBackend>(
         }
     }
     let (median_s, min_s, max_s) = summarize(times);
-    Ok(BenchResult {
-        median_s,
-        min_s,
-        max_s,
-        peak_rss_mib: peak_rss_mib(),
-        steps: cfg.steps,
-    })
+    Ok(BenchResult { median_s, min_s, max_s, peak_rss_mib: peak_rss_mib(), steps: cfg.steps })
 }

@@ -96,32 +96,20 @@ impl SearchConfig {
             }
         }
         if self.warmup_epochs > self.epochs {
-            return Err(format!(
-                "--warmup-epochs {} exceeds --epochs {}",
-                self.warmup_epochs, self.epochs
-            ));
+            return Err(format!("--warmup-epochs {} exceeds --epochs {}", self.warmup_epochs, self.epochs));
         }
-        for (flag, r) in [
-            ("--drop-rate-param", self.drop_rate_param),
-            ("--drop-rate-nonparam", self.drop_rate_nonparam),
-        ] {
+        for (flag, r) in
+            [("--drop-rate-param", self.drop_rate_param), ("--drop-rate-nonparam", self.drop_rate_nonparam)]
+        {
             if !(0.0..1.0).contains(&r) {
                 return Err(format!("{flag} must be in [0, 1), got {r}"));
             }
         }
-        if !(self.w_lr > 0.0 && self.w_lr <= 1.0)
-            || self.w_lr_min < 0.0
-            || self.w_lr_min > self.w_lr
-        {
-            return Err(format!(
-                "need 0 < --w-lr-min <= --w-lr <= 1, got {} and {}",
-                self.w_lr_min, self.w_lr
-            ));
+        if !(self.w_lr > 0.0 && self.w_lr <= 1.0) || self.w_lr_min < 0.0 || self.w_lr_min > self.w_lr {
+            return Err(format!("need 0 < --w-lr-min <= --w-lr <= 1, got {} and {}", self.w_lr_min, self.w_lr));
         }
         if self.init_channels % 2 != 0 {
-            return Err(
-                "--init-channels must be even (FactorizedReduce splits channels in two)".into(),
-            );
+            return Err("--init-channels must be even (FactorizedReduce splits channels in two)".into());
         }
         Ok(())
     }

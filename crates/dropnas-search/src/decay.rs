@@ -46,21 +46,11 @@ pub fn weight_decay<B: AutodiffBackend, M: AutodiffModule<B>>(
                 return;
             }
             let w = param.val().inner();
-            self.out
-                .add(sum_by_dims(w.clone().square()).mul_scalar(self.rate));
-            self.out
-                .grads
-                .register::<B::InnerBackend, D>(param.id, w.mul_scalar(2.0 * self.rate));
+            self.out.add(sum_by_dims(w.clone().square()).mul_scalar(self.rate));
+            self.out.grads.register::<B::InnerBackend, D>(param.id, w.mul_scalar(2.0 * self.rate));
         }
     }
-    let mut v = V {
-        selected,
-        rate,
-        out: Decay {
-            loss: None,
-            grads: GradientsParams::new(),
-        },
-    };
+    let mut v = V { selected, rate, out: Decay { loss: None, grads: GradientsParams::new() } };
     module.visit(&mut v);
     v.out
 }
@@ -79,18 +69,12 @@ pub fn alpha_decay_masks<B: AutodiffBackend, M: AutodiffModule<B>>(
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
                 let mask = g.abs().greater_elem(ALPHA_GRAD_THRESHOLD).float();
-                let [rows, cols] = [
-                    param.shape()[0],
-                    param.shape().num_elements() / param.shape()[0],
-                ];
+                let [rows, cols] = [param.shape()[0], param.shape().num_elements() / param.shape()[0]];
                 self.out.push((param.id, mask.reshape([rows, cols])));
             }
         }
     }
-    let mut v = V::<B> {
-        grads,
-        out: Vec::new(),
-    };
+    let mut v = V::<B> { grads, out: Vec::new() };
     alphas.visit(&mut v);
     v.out
 }
@@ -114,21 +98,11 @@ pub fn alpha_decay<B: AutodiffBackend, M: AutodiffModule<B>>(
             let a = param.val().inner();
             let mask = mask.clone().reshape(a.shape());
             let masked = a * mask;
-            self.out
-                .add(sum_by_dims(masked.clone().square()).mul_scalar(self.rate));
-            self.out
-                .grads
-                .register::<B::InnerBackend, D>(param.id, masked.mul_scalar(2.0 * self.rate));
+            self.out.add(sum_by_dims(masked.clone().square()).mul_scalar(self.rate));
+            self.out.grads.register::<B::InnerBackend, D>(param.id, masked.mul_scalar(2.0 * self.rate));
         }
     }
-    let mut v = V {
-        masks,
-        rate,
-        out: Decay {
-            loss: None,
-            grads: GradientsParams::new(),
-        },
-    };
+    let mut v = V { masks, rate, out: Decay { loss: None, grads: GradientsParams::new() } };
     alphas.visit(&mut v);
     v.out
 }

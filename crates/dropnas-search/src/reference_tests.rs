@@ -20,16 +20,11 @@ fn masks(fx: &Fixture, s: usize) -> StepMasks {
         keep: (0..4)
             .flat_map(|i| {
                 let d = fx.data(&format!("step.{s}.mask.{t}.{i}"));
-                d.chunks(8)
-                    .map(|r| r.iter().map(|&v| v > 0.5).collect::<Vec<bool>>())
-                    .collect::<Vec<_>>()
+                d.chunks(8).map(|r| r.iter().map(|&v| v > 0.5).collect::<Vec<bool>>()).collect::<Vec<_>>()
             })
             .collect(),
     };
-    StepMasks {
-        normal: cell("normal"),
-        reduce: cell("reduce"),
-    }
+    StepMasks { normal: cell("normal"), reduce: cell("reduce") }
 }
 
 fn check_alphas(fx: &Fixture, key: &str, rows: &[Vec<Vec<f32>>; 2]) {
@@ -37,11 +32,7 @@ fn check_alphas(fx: &Fixture, key: &str, rows: &[Vec<Vec<f32>>; 2]) {
         let mut offset = 0;
         for i in 0..4 {
             let k = format!("{key}.{t}.{i}");
-            let flat: Vec<f32> = rows[c][offset..offset + i + 2]
-                .iter()
-                .flatten()
-                .copied()
-                .collect();
+            let flat: Vec<f32> = rows[c][offset..offset + i + 2].iter().flatten().copied().collect();
             offset += i + 2;
             assert_close(&k, &flat, fx.data(&k), RTOL, 1e-7);
         }
@@ -59,10 +50,8 @@ fn two_dropnas_steps_match_pytorch_phase_by_phase() {
     let (alphas, missing) = init.load_into(model.alphas, "alpha.");
     assert!(missing.is_empty());
     let mut model = Supernet { net, alphas };
-    let paths: std::collections::HashMap<_, _> = param_infos::<B, _>(&model.net)
-        .into_iter()
-        .map(|p| (p.id, p.path))
-        .collect();
+    let paths: std::collections::HashMap<_, _> =
+        param_infos::<B, _>(&model.net).into_iter().map(|p| (p.id, p.path)).collect();
 
     let x: Tensor<B, 4> = init_or(&fx, "input", &device);
     let labels: Vec<i64> = fx.data("labels").iter().map(|&v| v as i64).collect();
@@ -71,17 +60,11 @@ fn two_dropnas_steps_match_pytorch_phase_by_phase() {
     let step_cfg = StepConfig::default();
     let mut opt = DropNasOptimizers::<B>::new(&step_cfg);
     let lr = fx.config["w_optimizer"]["lr"].as_f64().unwrap_or(0.0375);
-    let sched = StepSchedule {
-        w_lr: lr,
-        alpha_lr: 3e-4,
-        alpha_phase_1: true,
-        record_alphas: true,
-    };
+    let sched = StepSchedule { w_lr: lr, alpha_lr: 3e-4, alpha_phase_1: true, record_alphas: true };
 
     for s in 0..2 {
         let m = masks(&fx, s);
-        let (next, report) =
-            dropnas_step(model, &mut opt, &step_cfg, sched, x.clone(), y.clone(), &m);
+        let (next, report) = dropnas_step(model, &mut opt, &step_cfg, sched, x.clone(), y.clone(), &m);
         model = next;
         let numbers = report.read();
         let expect = &fx.config["steps"][s];
@@ -91,37 +74,16 @@ fn two_dropnas_steps_match_pytorch_phase_by_phase() {
             ("norm_1", numbers.norm_1),
             ("norm_2", numbers.norm_2),
         ] {
-            let want = expect[name]
-                .as_f64()
-                .unwrap_or_else(|| fx.data(&format!("step.{s}.{name}"))[0] as f64);
-            assert!(
-                (got - want).abs() <= RTOL * want.abs(),
-                "step {s} {name}: {got} vs {want}"
-            );
+            let want = expect[name].as_f64().unwrap_or_else(|| fx.data(&format!("step.{s}.{name}"))[0] as f64);
+            assert!((got - want).abs() <= RTOL * want.abs(), "step {s} {name}: {got} vs {want}");
         }
-        check_alphas(
-            &fx,
-            &format!("step.{s}.alpha_p2"),
-            report.alphas_after_phase_1.as_ref().unwrap(),
-        );
-        check_alphas(
-            &fx,
-            &format!("step.{s}.alpha_p4"),
-            &report.alphas_after_phase_2,
-        );
-        check_alphas(
-            &fx,
-            &format!("step.{s}.alpha_p5"),
-            &report.alphas_after_adjust,
-        );
+        check_alphas(&fx, &format!("step.{s}.alpha_p2"), report.alphas_after_phase_1.as_ref().unwrap());
+        check_alphas(&fx, &format!("step.{s}.alpha_p4"), &report.alphas_after_phase_2);
+        check_alphas(&fx, &format!("step.{s}.alpha_p5"), &report.alphas_after_adjust);
 
         let ours: BTreeSet<String> = report.decayed.iter().map(|id| paths[id].clone()).collect();
-        let theirs: BTreeSet<String> = expect["decay_selected"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_string())
-            .collect();
+        let theirs: BTreeSet<String> =
+            expect["decay_selected"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
         assert_eq!(ours, theirs, "step {s}: partial-decay selection");
 
         let values = values_by_path(&model.net);
@@ -135,20 +97,11 @@ fn two_dropnas_steps_match_pytorch_phase_by_phase() {
         assert!(checked > 100, "step {s}: compared {checked} tensors");
         // the PyTorch-1.0 momentum of dropped ops is exercised by this fixture
         if s == 1 {
-            assert!(
-                !expect["moved_without_gradient"]
-                    .as_array()
-                    .unwrap()
-                    .is_empty()
-            );
+            assert!(!expect["moved_without_gradient"].as_array().unwrap().is_empty());
         }
     }
 }
 
-fn init_or(
-    fx: &Fixture,
-    key: &str,
-    device: &<B as burn::tensor::backend::BackendTypes>::Device,
-) -> Tensor<B, 4> {
+fn init_or(fx: &Fixture, key: &str, device: &<B as burn::tensor::backend::BackendTypes>::Device) -> Tensor<B, 4> {
     fx.tensor(key, device)
 }

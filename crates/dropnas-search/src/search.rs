@@ -16,9 +16,7 @@ use dropnas_train::checkpoint::{Checkpoint, CheckpointError};
 use dropnas_train::grads::LegacyZeroGrad;
 use dropnas_train::metrics::Meter;
 use dropnas_train::progress::epoch_bar;
-use dropnas_train::records::{
-    module_from_bytes, module_to_bytes, optim_from_bytes, optim_to_bytes,
-};
+use dropnas_train::records::{module_from_bytes, module_to_bytes, optim_from_bytes, optim_to_bytes};
 use dropnas_train::run_dir::{RunDir, RunDirError};
 use dropnas_train::schedule::EpochSchedule;
 use rand::SeedableRng;
@@ -42,12 +40,7 @@ pub enum SearchError {
         "the loss became {value} at epoch {epoch}, step {step}; the run stopped and its last good checkpoint \
          ({checkpoint}) is kept. Try a lower --w-lr or --alpha-lr, or --resume to retry from the checkpoint"
     )]
-    NonFinite {
-        value: f64,
-        epoch: usize,
-        step: usize,
-        checkpoint: String,
-    },
+    NonFinite { value: f64, epoch: usize, step: usize, checkpoint: String },
 }
 
 impl SearchError {
@@ -101,12 +94,7 @@ fn ids(set: &HashSet<ParamId>) -> Vec<String> {
 }
 
 fn id_set(v: &Value) -> HashSet<ParamId> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str())
-        .filter_map(ParamId::try_deserialize)
-        .collect()
+    v.as_array().into_iter().flatten().filter_map(|s| s.as_str()).filter_map(ParamId::try_deserialize).collect()
 }
 
 /// Runs (or, with `resume`, continues) the search described by `cfg` on `device`.
@@ -116,46 +104,26 @@ pub fn run_search<B: DropnasAutodiffBackend>(
     resume: bool,
 ) -> Result<SearchOutcome, SearchError> {
     let run = RunDir::open(&cfg.out_dir, &cfg.name, resume)?;
-    let ckpt = if resume {
-        Some(Checkpoint::load(&run.checkpoint_path())?)
-    } else {
-        None
-    };
+    let ckpt = if resume { Some(Checkpoint::load(&run.checkpoint_path())?) } else { None };
     if let Some(c) = &ckpt {
         if c.header["kind"] != "search" {
-            return Err(SearchError::Config(format!(
-                "{} is not a search checkpoint",
-                run.checkpoint_path().display()
-            )));
+            return Err(SearchError::Config(format!("{} is not a search checkpoint", run.checkpoint_path().display())));
         }
         // The run continues with the configuration it started with; only where it runs may change.
-        let saved: SearchConfig =
-            serde_json::from_value(c.header["config"].clone()).map_err(|e| {
-                SearchError::Config(format!("checkpoint configuration unreadable: {e}"))
-            })?;
-        cfg = SearchConfig {
-            workers: cfg.workers,
-            data_dir: cfg.data_dir.clone(),
-            download: cfg.download,
-            ..saved
-        };
+        let saved: SearchConfig = serde_json::from_value(c.header["config"].clone())
+            .map_err(|e| SearchError::Config(format!("checkpoint configuration unreadable: {e}")))?;
+        cfg = SearchConfig { workers: cfg.workers, data_dir: cfg.data_dir.clone(), download: cfg.download, ..saved };
     }
     cfg.validate().map_err(SearchError::Config)?;
     let kind: DatasetKind = cfg.dataset.parse()?;
     let space = SearchSpace::named(&cfg.search_space).ok_or_else(|| {
-        SearchError::Config(format!(
-            "unknown search space `{}` (known: original, 1-skip, 3-skip)",
-            cfg.search_space
-        ))
+        SearchError::Config(format!("unknown search space `{}` (known: original, 1-skip, 3-skip)", cfg.search_space))
     })?;
     let n_nodes = 4;
 
     // Data: the whole training set is the search data (one level).
-    let opts = LoadOptions {
-        max_train_samples: cfg.max_train_samples,
-        download: cfg.download,
-        ..LoadOptions::default()
-    };
+    let opts =
+        LoadOptions { max_train_samples: cfg.max_train_samples, download: cfg.download, ..LoadOptions::default() };
     let train = Arc::new(load(kind, &cfg.data_dir, Split::Train, &opts)?);
     let loader = Loader::new(
         train.clone(),
@@ -188,25 +156,20 @@ pub fn run_search<B: DropnasAutodiffBackend>(
 
     if let Some(c) = &ckpt {
         let path = run.checkpoint_path();
-        let restore = |what: &str, e: String| CheckpointError::Restore {
-            path: path.clone(),
-            what: what.into(),
-            detail: e,
-        };
+        let restore =
+            |what: &str, e: String| CheckpointError::Restore { path: path.clone(), what: what.into(), detail: e };
         let Supernet { net, alphas } = model;
-        let net = module_from_bytes(net, c.part("net", &path)?, &device)
-            .map_err(|e| restore("network", e))?;
-        let alphas = module_from_bytes(alphas, c.part("alphas", &path)?, &device)
-            .map_err(|e| restore("alphas", e))?;
+        let net = module_from_bytes(net, c.part("net", &path)?, &device).map_err(|e| restore("network", e))?;
+        let alphas = module_from_bytes(alphas, c.part("alphas", &path)?, &device).map_err(|e| restore("alphas", e))?;
         model = Supernet { net, alphas };
-        opt.w_optim = optim_from_bytes(opt.w_optim, c.part("w_optim", &path)?, &device)
-            .map_err(|e| restore("SGD state", e))?;
+        opt.w_optim =
+            optim_from_bytes(opt.w_optim, c.part("w_optim", &path)?, &device).map_err(|e| restore("SGD state", e))?;
         opt.alpha_optim = optim_from_bytes(opt.alpha_optim, c.part("alpha_optim", &path)?, &device)
             .map_err(|e| restore("Adam state", e))?;
         opt.w_zero_grad = LegacyZeroGrad::from_seen(id_set(&c.header["w_seen"]));
         opt.alpha_zero_grad = LegacyZeroGrad::from_seen(id_set(&c.header["alpha_seen"]));
-        mask_rng = serde_json::from_value(c.header["mask_rng"].clone())
-            .map_err(|e| restore("mask RNG", e.to_string()))?;
+        mask_rng =
+            serde_json::from_value(c.header["mask_rng"].clone()).map_err(|e| restore("mask RNG", e.to_string()))?;
         let h = &c.header;
         let meters: [Meter; 3] = serde_json::from_value(h["meters"].clone()).unwrap_or_default();
         let drops: [[u64; 2]; 2] = serde_json::from_value(h["drops"].clone()).unwrap_or_default();
@@ -226,10 +189,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
         })?;
         trim_alphas_log(&run, e)?;
     }
-    run.write_json(
-        "config.json",
-        &serde_json::to_value(&cfg).expect("config is JSON"),
-    )?;
+    run.write_json("config.json", &serde_json::to_value(&cfg).expect("config is JSON"))?;
 
     let bar0 = indicatif::ProgressBar::hidden();
     say(
@@ -253,12 +213,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
         say(
             &bar0,
             &run,
-            &format!(
-                "continuing at epoch {}, step {} (global step {})",
-                pos.epoch + 1,
-                pos.step,
-                pos.global_step
-            ),
+            &format!("continuing at epoch {}, step {} (global step {})", pos.epoch + 1, pos.step, pos.global_step),
         );
     }
 
@@ -266,26 +221,17 @@ pub fn run_search<B: DropnasAutodiffBackend>(
     let mut last = (f64::NAN, f64::NAN);
     let mut stop = false;
     for epoch in pos.epoch..cfg.epochs {
-        let w_lr = EpochSchedule::lr_of_epoch(cfg.w_lr, cfg.w_lr_min, cfg.epochs, epoch)
-            .map_err(SearchError::Config)?;
+        let w_lr =
+            EpochSchedule::lr_of_epoch(cfg.w_lr, cfg.w_lr_min, cfg.epochs, epoch).map_err(SearchError::Config)?;
         let warmup = epoch < cfg.warmup_epochs;
-        let rates = if warmup {
-            vec![0.0; space.groups.len()]
-        } else {
-            group_rates(&space, &cfg)
-        };
-        let dropout = GroupedDropout {
-            rates: rates.clone(),
-        };
+        let rates = if warmup { vec![0.0; space.groups.len()] } else { group_rates(&space, &cfg) };
+        let dropout = GroupedDropout { rates: rates.clone() };
         let first_step = if epoch == pos.epoch { pos.step } else { 0 };
         if first_step == 0 {
             pos.meters = [Meter::default(); 3];
             pos.drops = [[0; 2]; 2];
         }
-        let bar = epoch_bar(
-            steps_per_epoch as u64,
-            format!("epoch {}/{}", epoch + 1, cfg.epochs),
-        );
+        let bar = epoch_bar(steps_per_epoch as u64, format!("epoch {}/{}", epoch + 1, cfg.epochs));
         bar.set_position(first_step as u64);
         say(
             &bar,
@@ -303,12 +249,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
             let masks = dropout.sample_step(&space, n_nodes, &mut mask_rng);
             count_drops(&mut pos.drops, &space, &masks);
             let (x, y) = batch.to_tensors::<B>(&device);
-            let sched = StepSchedule {
-                w_lr,
-                alpha_lr: cfg.alpha_lr,
-                alpha_phase_1: !warmup,
-                record_alphas: false,
-            };
+            let sched = StepSchedule { w_lr, alpha_lr: cfg.alpha_lr, alpha_phase_1: !warmup, record_alphas: false };
             let (next, report) = dropnas_step(model, &mut opt, &step_cfg, sched, x, y, &masks);
             model = next;
             let n = report.read();
@@ -360,9 +301,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
             pos.step = step + 1;
             pos.elapsed_s = started.elapsed().as_secs_f64();
             let out_of_steps = cfg.max_steps.is_some_and(|m| pos.global_step >= m);
-            if cfg.checkpoint_every > 0
-                && pos.step % cfg.checkpoint_every == 0
-                && pos.step < steps_per_epoch
+            if cfg.checkpoint_every > 0 && pos.step % cfg.checkpoint_every == 0 && pos.step < steps_per_epoch
                 || out_of_steps
             {
                 save_checkpoint(&run, &cfg, &model, &opt, &mask_rng, &pos)?;
@@ -378,10 +317,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
             say(
                 &bar,
                 &run,
-                &format!(
-                    "stopped after {} steps (--max-steps); resume continues from here",
-                    pos.global_step
-                ),
+                &format!("stopped after {} steps (--max-steps); resume continues from here", pos.global_step),
             );
             break;
         }
@@ -391,11 +327,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
         run.write("genotype.txt", genotype.to_string().as_bytes())?;
         append_alphas(&run, &model, &space, epoch + 1)?;
         let freq = |g: usize| {
-            if pos.drops[g][1] == 0 {
-                0.0
-            } else {
-                pos.drops[g][0] as f64 / pos.drops[g][1] as f64
-            }
+            if pos.drops[g][1] == 0 { 0.0 } else { pos.drops[g][0] as f64 / pos.drops[g][1] as f64 }
         };
         run.metric(&json!({
             "kind": "epoch", "epoch": epoch + 1, "loss": pos.meters[0].avg(), "top1": pos.meters[1].avg(),
@@ -406,12 +338,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
         say(
             &bar,
             &run,
-            &format!(
-                "Train: [{:2}/{}] Final Prec@1 {:.4}%",
-                epoch + 1,
-                cfg.epochs,
-                100.0 * pos.meters[1].avg()
-            ),
+            &format!("Train: [{:2}/{}] Final Prec@1 {:.4}%", epoch + 1, cfg.epochs, 100.0 * pos.meters[1].avg()),
         );
         say(&bar, &run, &format!("genotype = {genotype}"));
         pos.epoch = epoch + 1;
@@ -445,17 +372,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
 
 /// Drop rates per group of `space`: r_p for the parameterised group, r_np for the other.
 pub fn group_rates(space: &SearchSpace, cfg: &SearchConfig) -> Vec<f64> {
-    space
-        .groups
-        .iter()
-        .map(|g| {
-            if g.name == "param" {
-                cfg.drop_rate_param
-            } else {
-                cfg.drop_rate_nonparam
-            }
-        })
-        .collect()
+    space.groups.iter().map(|g| if g.name == "param" { cfg.drop_rate_param } else { cfg.drop_rate_nonparam }).collect()
 }
 
 fn count_drops(drops: &mut [[u64; 2]; 2], space: &SearchSpace, masks: &StepMasks) {
@@ -545,22 +462,10 @@ fn save_checkpoint<B: DropnasAutodiffBackend>(
         "genotype": genotype_of(model, &SearchSpace::named(&cfg.search_space).expect("validated"), 4, cfg).to_string(),
     });
     let ckpt = Checkpoint::new(header)
-        .with_part(
-            "net",
-            module_to_bytes(&model.net).map_err(|e| err("network", e))?,
-        )
-        .with_part(
-            "alphas",
-            module_to_bytes(&model.alphas).map_err(|e| err("alphas", e))?,
-        )
-        .with_part(
-            "w_optim",
-            optim_to_bytes(&opt.w_optim).map_err(|e| err("SGD state", e))?,
-        )
-        .with_part(
-            "alpha_optim",
-            optim_to_bytes(&opt.alpha_optim).map_err(|e| err("Adam state", e))?,
-        );
+        .with_part("net", module_to_bytes(&model.net).map_err(|e| err("network", e))?)
+        .with_part("alphas", module_to_bytes(&model.alphas).map_err(|e| err("alphas", e))?)
+        .with_part("w_optim", optim_to_bytes(&opt.w_optim).map_err(|e| err("SGD state", e))?)
+        .with_part("alpha_optim", optim_to_bytes(&opt.alpha_optim).map_err(|e| err("Adam state", e))?);
     ckpt.save(&path)?;
     Ok(())
 }

@@ -71,11 +71,7 @@ impl<B: DropnasAutodiffBackend> DropNasOptimizers<B> {
     /// SGD with PyTorch's momentum (no dampening; Burn's default dampening is 0.1) and no
     /// built-in decay; Adam with PyTorch's epsilon placement and no built-in decay.
     pub fn new(cfg: &StepConfig) -> Self {
-        let momentum = MomentumConfig {
-            momentum: cfg.w_momentum,
-            dampening: 0.0,
-            nesterov: false,
-        };
+        let momentum = MomentumConfig { momentum: cfg.w_momentum, dampening: 0.0, nesterov: false };
         Self {
             w_optim: SgdConfig::new().with_momentum(Some(momentum)).init(),
             alpha_optim: AdamConfig::new()
@@ -131,11 +127,7 @@ impl<B: Backend> StepReport<B> {
             ],
             0,
         );
-        let v: Vec<f64> = all
-            .into_data()
-            .convert::<f64>()
-            .into_vec::<f64>()
-            .unwrap_or_default();
+        let v: Vec<f64> = all.into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
         let n = self.batch as f64;
         StepNumbers {
             loss_1: v[0],
@@ -175,23 +167,17 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
     y: Tensor<B, 1, Int>,
     masks: &StepMasks,
 ) -> (Supernet<B>, StepReport<B::InnerBackend>) {
-    let Supernet {
-        mut net,
-        mut alphas,
-    } = model;
+    let Supernet { mut net, mut alphas } = model;
     let device = x.device();
     let batch = x.dims()[0];
 
     // The share of probability mass each edge's kept ops hold before the update.
-    let ratios = [CellType::Normal, CellType::Reduce]
-        .map(|c| kept_ratios(&alphas.rows(c), mask_of(masks, c)));
+    let ratios = [CellType::Normal, CellType::Reduce].map(|c| kept_ratios(&alphas.rows(c), mask_of(masks, c)));
 
     // 1. loss_1 under this step's masks, and its gradients.
     let model = Supernet { net, alphas };
     let logits = model.forward(x, masks);
-    let loss_1 = CrossEntropyLossConfig::new()
-        .init(&device)
-        .forward(logits.clone(), y.clone());
+    let loss_1 = CrossEntropyLossConfig::new().init(&device).forward(logits.clone(), y.clone());
     let correct = topk_correct(logits.inner(), y.inner());
     let mut grads = loss_1.backward();
     Supernet { net, alphas } = model;
@@ -203,14 +189,11 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
     }
     // What took part in this step (needed by phase 3, read before the optimizers consume it):
     // weight tensors whose gradient's first element is non-zero, alpha entries with |grad| > 1e-7.
-    let decayed: HashSet<_> = ids_with_nonzero_first_grad(&net, &w_grads)
-        .into_iter()
-        .collect();
+    let decayed: HashSet<_> = ids_with_nonzero_first_grad(&net, &w_grads).into_iter().collect();
     let alpha_masks = alpha_decay_masks(&alphas, &alpha_grads);
 
     // 2. Clipped SGD step on the weights; Adam step on the alphas (not during warm-up).
-    let norm_1 =
-        clip_global_norm(&net, &mut w_grads, cfg.w_grad_clip).unwrap_or_else(|| zero(&device));
+    let norm_1 = clip_global_norm(&net, &mut w_grads, cfg.w_grad_clip).unwrap_or_else(|| zero(&device));
     net = opt.w_optim.step(sched.w_lr, net, w_grads);
     if sched.alpha_phase_1 {
         alphas = opt.alpha_optim.step(sched.alpha_lr, alphas, alpha_grads);
@@ -231,8 +214,7 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
     }
 
     // 4. Second clipped step, same optimizer state (Adam's step counter advances again).
-    let norm_2 =
-        clip_global_norm(&net, &mut w_grads, cfg.w_grad_clip).unwrap_or_else(|| zero(&device));
+    let norm_2 = clip_global_norm(&net, &mut w_grads, cfg.w_grad_clip).unwrap_or_else(|| zero(&device));
     net = opt.w_optim.step(sched.w_lr, net, w_grads);
     alphas = opt.alpha_optim.step(sched.alpha_lr, alphas, alpha_grads);
 

@@ -118,15 +118,10 @@ impl AugmentConfig {
             return Err(format!("--lr must be in (0, 1], got {}", self.lr));
         }
         if !(0.0..1.0).contains(&self.drop_path_prob) {
-            return Err(format!(
-                "--drop-path-prob must be in [0, 1), got {}",
-                self.drop_path_prob
-            ));
+            return Err(format!("--drop-path-prob must be in [0, 1), got {}", self.drop_path_prob));
         }
         if self.init_channels % 2 != 0 {
-            return Err(
-                "--init-channels must be even (FactorizedReduce splits channels in two)".into(),
-            );
+            return Err("--init-channels must be even (FactorizedReduce splits channels in two)".into());
         }
         Ok(())
     }
@@ -146,12 +141,7 @@ pub enum TrainError {
         "the loss became {value} at epoch {epoch}, step {step}; the run stopped and its last good checkpoint \
          ({checkpoint}) is kept. Try a lower --lr, or --resume to retry from the checkpoint"
     )]
-    NonFinite {
-        value: f64,
-        epoch: usize,
-        step: usize,
-        checkpoint: String,
-    },
+    NonFinite { value: f64, epoch: usize, step: usize, checkpoint: String },
 }
 
 impl TrainError {
@@ -169,20 +159,13 @@ pub struct AugmentOutcome {
     pub elapsed_s: f64,
 }
 
-type SgdOptim<B> =
-    OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, AugmentNetwork<B>, B>;
+type SgdOptim<B> = OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, AugmentNetwork<B>, B>;
 
 /// SGD with PyTorch's momentum (no dampening) and plain weight decay on every weight.
 pub fn sgd<B: DropnasAutodiffBackend>(cfg: &AugmentConfig) -> SgdOptim<B> {
     SgdConfig::new()
-        .with_momentum(Some(MomentumConfig {
-            momentum: cfg.momentum,
-            dampening: 0.0,
-            nesterov: false,
-        }))
-        .with_weight_decay(Some(WeightDecayConfig {
-            penalty: cfg.weight_decay as f32,
-        }))
+        .with_momentum(Some(MomentumConfig { momentum: cfg.momentum, dampening: 0.0, nesterov: false }))
+        .with_weight_decay(Some(WeightDecayConfig { penalty: cfg.weight_decay as f32 }))
         .init()
 }
 
@@ -215,28 +198,15 @@ pub fn augment_step<B: DropnasAutodiffBackend>(
     let (loss, ce_aux) = match aux {
         Some(aux) => {
             let ce_aux = ce.forward(aux, y.clone());
-            (
-                ce_main.clone() + ce_aux.clone().mul_scalar(aux_weight),
-                Some(ce_aux.inner()),
-            )
+            (ce_main.clone() + ce_aux.clone().mul_scalar(aux_weight), Some(ce_aux.inner()))
         }
         None => (ce_main.clone(), None),
     };
     let correct = topk_correct(logits.inner(), y.inner());
     let mut grads = GradientsParams::from_grads(loss.backward(), &net);
-    let norm = clip_global_norm(&net, &mut grads, grad_clip)
-        .unwrap_or_else(|| Tensor::zeros([1], &device));
+    let norm = clip_global_norm(&net, &mut grads, grad_clip).unwrap_or_else(|| Tensor::zeros([1], &device));
     let net = optim.step(lr, net, grads);
-    (
-        net,
-        AugmentStepReport {
-            loss: loss.inner(),
-            ce: ce_main.inner(),
-            ce_aux,
-            norm,
-            correct,
-        },
-    )
+    (net, AugmentStepReport { loss: loss.inner(), ce: ce_main.inner(), ce_aux, norm, correct })
 }
 
 /// Trainable parameters without the auxiliary head, as the original reports the model size.
@@ -275,19 +245,12 @@ pub fn load_network<B: dropnas_core::DropnasBackend>(
         )));
     }
     let net_cfg: AugmentNetworkConfig = serde_json::from_value(ckpt.header["network"].clone())
-        .map_err(|e| {
-            TrainError::Config(format!(
-                "{}: unreadable network description: {e}",
-                path.display()
-            ))
-        })?;
+        .map_err(|e| TrainError::Config(format!("{}: unreadable network description: {e}", path.display())))?;
     let net = net_cfg.init::<B>(device);
-    let net = module_from_bytes(net, ckpt.part("net", path)?, device).map_err(|e| {
-        CheckpointError::Restore {
-            path: path.to_path_buf(),
-            what: "network".into(),
-            detail: e,
-        }
+    let net = module_from_bytes(net, ckpt.part("net", path)?, device).map_err(|e| CheckpointError::Restore {
+        path: path.to_path_buf(),
+        what: "network".into(),
+        detail: e,
     })?;
     Ok((net, net_cfg, ckpt))
 }
@@ -299,11 +262,7 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
     resume: bool,
 ) -> Result<AugmentOutcome, TrainError> {
     let run = RunDir::open(&cfg.out_dir, &cfg.name, resume)?;
-    let ckpt = if resume {
-        Some(Checkpoint::load(&run.checkpoint_path())?)
-    } else {
-        None
-    };
+    let ckpt = if resume { Some(Checkpoint::load(&run.checkpoint_path())?) } else { None };
     if let Some(c) = &ckpt {
         if c.header["kind"] != "augment" {
             return Err(TrainError::Config(format!(
@@ -313,12 +272,7 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
         }
         let saved: AugmentConfig = serde_json::from_value(c.header["config"].clone())
             .map_err(|e| TrainError::Config(format!("checkpoint configuration unreadable: {e}")))?;
-        cfg = AugmentConfig {
-            workers: cfg.workers,
-            data_dir: cfg.data_dir.clone(),
-            download: cfg.download,
-            ..saved
-        };
+        cfg = AugmentConfig { workers: cfg.workers, data_dir: cfg.data_dir.clone(), download: cfg.download, ..saved };
     }
     cfg.validate().map_err(TrainError::Config)?;
     let kind: DatasetKind = cfg.dataset.parse()?;
@@ -335,11 +289,7 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
         Augment::train(kind, cfg.cutout_length),
         LoaderConfig::train(cfg.batch_size, cfg.seed, cfg.workers),
     )?;
-    let test_loader = Loader::new(
-        test.clone(),
-        Augment::eval(kind),
-        LoaderConfig::eval(cfg.batch_size, cfg.workers),
-    )?;
+    let test_loader = Loader::new(test.clone(), Augment::eval(kind), LoaderConfig::eval(cfg.batch_size, cfg.workers))?;
     let steps_per_epoch = loader.batches_per_epoch();
     let net_cfg = cfg.network(kind, train.n_classes());
     net_cfg.validate().map_err(TrainError::Config)?;
@@ -353,18 +303,13 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
     let mut best_top1 = 0.0f64;
     if let Some(c) = &ckpt {
         let path = run.checkpoint_path();
-        let restore = |what: &str, e: String| CheckpointError::Restore {
-            path: path.clone(),
-            what: what.into(),
-            detail: e,
-        };
-        net = module_from_bytes(net, c.part("net", &path)?, &device)
-            .map_err(|e| restore("network", e))?;
-        optim = optim_from_bytes(optim, c.part("optim", &path)?, &device)
-            .map_err(|e| restore("SGD state", e))?;
+        let restore =
+            |what: &str, e: String| CheckpointError::Restore { path: path.clone(), what: what.into(), detail: e };
+        net = module_from_bytes(net, c.part("net", &path)?, &device).map_err(|e| restore("network", e))?;
+        optim = optim_from_bytes(optim, c.part("optim", &path)?, &device).map_err(|e| restore("SGD state", e))?;
         let s = &c.header["state"];
-        drop_rng = serde_json::from_value(s["drop_rng"].clone())
-            .map_err(|e| restore("drop-path RNG", e.to_string()))?;
+        drop_rng =
+            serde_json::from_value(s["drop_rng"].clone()).map_err(|e| restore("drop-path RNG", e.to_string()))?;
         epoch0 = s["epoch"].as_u64().unwrap_or(0) as usize;
         step0 = s["step"].as_u64().unwrap_or(0) as usize;
         global_step = s["global_step"].as_u64().unwrap_or(0) as usize;
@@ -373,10 +318,7 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
         best_top1 = s["best_top1"].as_f64().unwrap_or(0.0);
         run.truncate_metrics_at(epoch0, global_step)?;
     }
-    run.write_json(
-        "config.json",
-        &serde_json::to_value(&cfg).expect("config is JSON"),
-    )?;
+    run.write_json("config.json", &serde_json::to_value(&cfg).expect("config is JSON"))?;
     let params = params_without_aux(&net);
     let hidden = indicatif::ProgressBar::hidden();
     run.say(
@@ -405,40 +347,21 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
     let mut final_eval = None;
     let mut stopped = false;
     for epoch in epoch0..cfg.epochs {
-        let lr = EpochSchedule::lr_of_epoch(cfg.lr, 0.0, cfg.epochs, epoch)
-            .map_err(TrainError::Config)?;
+        let lr = EpochSchedule::lr_of_epoch(cfg.lr, 0.0, cfg.epochs, epoch).map_err(TrainError::Config)?;
         let p_drop = drop_path_prob(cfg.drop_path_prob, epoch, cfg.epochs);
         let first = if epoch == epoch0 { step0 } else { 0 };
         if first == 0 {
             meters = [Meter::default(); 3];
         }
-        let bar = epoch_bar(
-            steps_per_epoch as u64,
-            format!("epoch {}/{}", epoch + 1, cfg.epochs),
-        );
+        let bar = epoch_bar(steps_per_epoch as u64, format!("epoch {}/{}", epoch + 1, cfg.epochs));
         bar.set_position(first as u64);
-        run.say(
-            &bar,
-            &format!("Epoch {epoch} LR {lr} drop path {p_drop:.4}"),
-        );
+        run.say(&bar, &format!("Epoch {epoch} LR {lr} drop path {p_drop:.4}"));
         for (step, batch) in (first..).zip(loader.epoch(epoch, first)) {
             let t0 = Instant::now();
             let n = batch.len();
             let (x, y) = batch.to_tensors::<B>(&device);
-            let mut drop = RandomDropPath {
-                prob: p_drop,
-                rng: &mut drop_rng,
-            };
-            let (next, report) = augment_step(
-                net,
-                &mut optim,
-                x,
-                y,
-                &mut drop,
-                cfg.aux_weight,
-                cfg.grad_clip,
-                lr,
-            );
+            let mut drop = RandomDropPath { prob: p_drop, rng: &mut drop_rng };
+            let (next, report) = augment_step(net, &mut optim, x, y, &mut drop, cfg.aux_weight, cfg.grad_clip, lr);
             net = next;
             let v: Vec<f64> = Tensor::cat(vec![report.loss, report.norm, report.correct], 0)
                 .into_data()
@@ -493,9 +416,7 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
                     "meters": meters, "best_top1": best_top1, "drop_rng": drop_rng,
                 })
             };
-            if (cfg.checkpoint_every > 0
-                && (step + 1) % cfg.checkpoint_every == 0
-                && step + 1 < steps_per_epoch)
+            if (cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0 && step + 1 < steps_per_epoch)
                 || out_of_steps
             {
                 save_last(&run, &cfg, &net_cfg, &net, &optim, state(epoch, step + 1))?;
@@ -507,12 +428,7 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
         }
         bar.finish_and_clear();
         if stopped {
-            run.say(
-                &bar,
-                &format!(
-                    "stopped after {global_step} steps (--max-steps); --resume continues from here"
-                ),
-            );
+            run.say(&bar, &format!("stopped after {global_step} steps (--max-steps); --resume continues from here"));
             break;
         }
 
@@ -523,15 +439,7 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
         if is_best {
             best_top1 = eval.top1;
         }
-        run.say(
-            &bar,
-            &format!(
-                "Train: [{:3}/{}] Final Prec@1 {:.4}%",
-                epoch + 1,
-                cfg.epochs,
-                100.0 * meters[1].avg()
-            ),
-        );
+        run.say(&bar, &format!("Train: [{:3}/{}] Final Prec@1 {:.4}%", epoch + 1, cfg.epochs, 100.0 * meters[1].avg()));
         run.say(
             &bar,
             &format!(
@@ -563,22 +471,13 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
     }
     let elapsed_s = started.elapsed().as_secs_f64();
     if !stopped {
-        run.say(
-            &hidden,
-            &format!("Final best Prec@1 = {:.4}%", 100.0 * best_top1),
-        );
+        run.say(&hidden, &format!("Final best Prec@1 = {:.4}%", 100.0 * best_top1));
     }
     run.write_json("summary.json", &json!({
         "genotype": cfg.genotype.to_string(), "params_without_aux": params, "best_top1": best_top1,
         "final": final_eval, "epochs_done": if stopped { epoch0 } else { cfg.epochs }, "elapsed_s": elapsed_s, "finished": !stopped,
     }))?;
-    Ok(AugmentOutcome {
-        best_top1,
-        final_eval,
-        params,
-        epochs_done: cfg.epochs,
-        elapsed_s,
-    })
+    Ok(AugmentOutcome { best_top1, final_eval, params, epochs_done: cfg.epochs, elapsed_s })
 }
 
 fn save_last<B: DropnasAutodiffBackend>(

@@ -14,25 +14,15 @@ const MAGIC: &[u8; 16] = b"DROPNAS-CKPT-v1\n";
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("cannot write checkpoint {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("cannot read checkpoint {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a dropnas checkpoint or is damaged: {what}")]
     Corrupt { path: PathBuf, what: String },
     #[error("checkpoint {path} lacks part `{part}`; it was written by another kind of run")]
     MissingPart { path: PathBuf, part: String },
     #[error("cannot restore {what} from {path}: {detail}")]
-    Restore {
-        path: PathBuf,
-        what: String,
-        detail: String,
-    },
+    Restore { path: PathBuf, what: String, detail: String },
 }
 
 /// A checkpoint in memory: a JSON header (run state, configuration) and named byte parts.
@@ -44,10 +34,7 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     pub fn new(header: Value) -> Self {
-        Self {
-            header,
-            parts: Vec::new(),
-        }
+        Self { header, parts: Vec::new() }
     }
 
     pub fn with_part(mut self, name: &str, bytes: Vec<u8>) -> Self {
@@ -60,26 +47,19 @@ impl Checkpoint {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, b)| b.as_slice())
-            .ok_or_else(|| CheckpointError::MissingPart {
-                path: path.to_path_buf(),
-                part: name.into(),
-            })
+            .ok_or_else(|| CheckpointError::MissingPart { path: path.to_path_buf(), part: name.into() })
     }
 
     /// Writes atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let err = |source| CheckpointError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
+        let err = |source| CheckpointError::Write { path: path.to_path_buf(), source };
         let index: Vec<Value> = self
             .parts
             .iter()
             .map(|(n, b)| serde_json::json!({ "name": n, "len": b.len(), "crc32": crc32fast::hash(b) }))
             .collect();
-        let head =
-            serde_json::to_vec(&serde_json::json!({ "header": self.header, "parts": index }))
-                .expect("JSON of JSON values");
+        let head = serde_json::to_vec(&serde_json::json!({ "header": self.header, "parts": index }))
+            .expect("JSON of JSON values");
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
@@ -108,14 +88,8 @@ impl Checkpoint {
         let mut data = Vec::new();
         File::open(path)
             .and_then(|mut f| f.read_to_end(&mut data))
-            .map_err(|source| CheckpointError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        let corrupt = |what: String| CheckpointError::Corrupt {
-            path: path.to_path_buf(),
-            what,
-        };
+            .map_err(|source| CheckpointError::Read { path: path.to_path_buf(), source })?;
+        let corrupt = |what: String| CheckpointError::Corrupt { path: path.to_path_buf(), what };
         if data.len() < 24 || &data[..16] != MAGIC {
             return Err(corrupt("wrong magic bytes".into()));
         }
@@ -124,14 +98,11 @@ impl Checkpoint {
             .checked_add(head_len)
             .filter(|&e| e <= data.len())
             .ok_or_else(|| corrupt("truncated header".into()))?;
-        let head: Value = serde_json::from_slice(&data[24..head_end])
-            .map_err(|e| corrupt(format!("bad header: {e}")))?;
+        let head: Value =
+            serde_json::from_slice(&data[24..head_end]).map_err(|e| corrupt(format!("bad header: {e}")))?;
         let mut offset = head_end;
         let mut parts = Vec::new();
-        for p in head["parts"]
-            .as_array()
-            .ok_or_else(|| corrupt("no part index".into()))?
-        {
+        for p in head["parts"].as_array().ok_or_else(|| corrupt("no part index".into()))? {
             let name = p["name"].as_str().unwrap_or_default().to_string();
             let len = p["len"].as_u64().unwrap_or(u64::MAX) as usize;
             let end = offset
@@ -148,10 +119,7 @@ impl Checkpoint {
         if offset != data.len() {
             return Err(corrupt(format!("{} trailing bytes", data.len() - offset)));
         }
-        Ok(Self {
-            header: head["header"].clone(),
-            parts,
-        })
+        Ok(Self { header: head["header"].clone(), parts })
     }
 }
 
@@ -171,10 +139,7 @@ mod tests {
         let back = Checkpoint::load(&path).unwrap();
         assert_eq!(back.header["epoch"], 3);
         assert_eq!(back.part("optim", &path).unwrap(), &[9u8; 100][..]);
-        assert!(matches!(
-            back.part("alphas", &path),
-            Err(CheckpointError::MissingPart { .. })
-        ));
+        assert!(matches!(back.part("alphas", &path), Err(CheckpointError::MissingPart { .. })));
         // no temporary file is left behind
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         // flip one byte of a part: the checksum catches it
@@ -186,19 +151,9 @@ mod tests {
         assert!(e.contains("fails its checksum"), "{e}");
         // truncate it
         fs::write(&path, &bytes[..n - 10]).unwrap();
-        assert!(
-            Checkpoint::load(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("truncated")
-        );
+        assert!(Checkpoint::load(&path).unwrap_err().to_string().contains("truncated"));
         fs::write(&path, b"hello").unwrap();
-        assert!(
-            Checkpoint::load(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("not a dropnas checkpoint")
-        );
+        assert!(Checkpoint::load(&path).unwrap_err().to_string().contains("not a dropnas checkpoint"));
         fs::remove_dir_all(&dir).unwrap();
     }
 }

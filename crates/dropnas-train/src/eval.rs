@@ -31,19 +31,10 @@ pub fn evaluate<B: dropnas_core::DropnasBackend>(
         let (logits, _) = net.forward(x, &mut NoDropPath, false);
         let l = ce.forward(logits.clone(), y.clone()).reshape([1]);
         let c = topk_correct(logits, y);
-        let v: Vec<f64> = Tensor::cat(vec![l, c], 0)
-            .into_data()
-            .convert::<f64>()
-            .into_vec::<f64>()
-            .unwrap_or_default();
+        let v: Vec<f64> = Tensor::cat(vec![l, c], 0).into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
         loss.update(v[0], n);
         top1.update(v[1] / n as f64, n);
         top5.update(v[2] / n as f64, n);
     }
-    EvalResult {
-        loss: loss.avg(),
-        top1: top1.avg(),
-        top5: top5.avg(),
-        samples: loss.count as usize,
-    }
+    EvalResult { loss: loss.avg(), top1: top1.avg(), top5: top5.avg(), samples: loss.count as usize }
 }

@@ -46,9 +46,7 @@ pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
 /// Sum of every element, one dimension at a time from the last: many short sums instead of one
 /// long one, which keeps float32 round-off at PyTorch's level (a plain `sum()` of a 400k-element
 /// gradient drifted by 5e-5 relative on the CPU backend).
-pub fn sum_by_dims<B: burn::tensor::backend::Backend, const D: usize>(
-    t: Tensor<B, D>,
-) -> Tensor<B, 1> {
+pub fn sum_by_dims<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, 1> {
     let mut t = t;
     for d in (1..D).rev() {
         t = t.sum_dim(d);
@@ -97,11 +95,7 @@ impl LegacyZeroGrad {
     }
 
     /// Records the parameters present in `grads`, then adds zeros for the missing ones seen before.
-    pub fn fill<B: AutodiffBackend, M: AutodiffModule<B>>(
-        &mut self,
-        module: &M,
-        grads: &mut GradientsParams,
-    ) {
+    pub fn fill<B: AutodiffBackend, M: AutodiffModule<B>>(&mut self, module: &M, grads: &mut GradientsParams) {
         struct Fill<'a> {
             seen: &'a mut HashSet<ParamId>,
             grads: &'a mut GradientsParams,
@@ -116,10 +110,7 @@ impl LegacyZeroGrad {
                 }
             }
         }
-        module.visit(&mut Fill {
-            seen: &mut self.seen,
-            grads,
-        });
+        module.visit(&mut Fill { seen: &mut self.seen, grads });
     }
 }
 
@@ -142,24 +133,11 @@ pub fn ids_with_nonzero_first_grad<B: AutodiffBackend, M: AutodiffModule<B>>(
             }
         }
     }
-    let mut v = First::<B> {
-        grads,
-        ids: Vec::new(),
-        firsts: Vec::new(),
-    };
+    let mut v = First::<B> { grads, ids: Vec::new(), firsts: Vec::new() };
     module.visit(&mut v);
     if v.ids.is_empty() {
         return Vec::new();
     }
-    let firsts = Tensor::cat(v.firsts, 0)
-        .into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .unwrap_or_default();
-    v.ids
-        .into_iter()
-        .zip(firsts)
-        .filter(|(_, f)| *f != 0.0)
-        .map(|(id, _)| id)
-        .collect()
+    let firsts = Tensor::cat(v.firsts, 0).into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default();
+    v.ids.into_iter().zip(firsts).filter(|(_, f)| *f != 0.0).map(|(id, _)| id).collect()
 }

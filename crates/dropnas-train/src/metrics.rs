@@ -31,11 +31,7 @@ impl Meter {
     }
 
     pub fn avg(&self) -> f64 {
-        if self.count == 0.0 {
-            0.0
-        } else {
-            self.sum / self.count
-        }
+        if self.count == 0.0 { 0.0 } else { self.sum / self.count }
     }
 }
 
@@ -59,13 +55,8 @@ mod tests {
             ),
             &device,
         );
-        let labels =
-            Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![0i64, 2, 0], [3]), &device);
-        let c = topk_correct(logits, labels)
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .unwrap();
+        let labels = Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![0i64, 2, 0], [3]), &device);
+        let c = topk_correct(logits, labels).into_data().convert::<f32>().into_vec::<f32>().unwrap();
         assert_eq!(c, vec![1.0, 2.0]);
         let mut m = Meter::default();
         m.update(1.0, 2);

@@ -11,11 +11,9 @@ pub fn epoch_bar(len: u64, prefix: String) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
     bar.set_prefix(prefix);
     bar

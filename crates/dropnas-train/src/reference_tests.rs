@@ -20,15 +20,10 @@ fn generated_aux_weight(net: AugmentNetwork<B>) -> AugmentNetwork<B> {
     let head = net.aux_head.as_mut().expect("aux head");
     let shape = head.conv2.weight.dims();
     let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n)
-        .map(|i| ((((i * 7919 + 13) % 2003) as f64 - 1001.0) / 1001.0 * 0.04) as f32)
-        .collect();
+    let data: Vec<f32> = (0..n).map(|i| ((((i * 7919 + 13) % 2003) as f64 - 1001.0) / 1001.0 * 0.04) as f32).collect();
     let device = head.conv2.weight.device();
-    head.conv2.weight = head
-        .conv2
-        .weight
-        .clone()
-        .map(|_| Tensor::from_data(TensorData::new(data, shape), &device).require_grad());
+    head.conv2.weight =
+        head.conv2.weight.clone().map(|_| Tensor::from_data(TensorData::new(data, shape), &device).require_grad());
     net
 }
 
@@ -50,24 +45,10 @@ fn two_augment_steps_match_pytorch() {
     let n = labels.len();
     let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [n]), &device);
     for s in 0..2 {
-        let masks = (0..)
-            .map_while(|k| {
-                fx.tensors
-                    .get(&format!("step.{s}.droppath.{k}"))
-                    .map(|t| t.1.clone())
-            })
-            .collect();
+        let masks =
+            (0..).map_while(|k| fx.tensors.get(&format!("step.{s}.droppath.{k}")).map(|t| t.1.clone())).collect();
         let mut drop = FixedDropPath(masks);
-        let (next, report) = augment_step(
-            net,
-            &mut optim,
-            x.clone(),
-            y.clone(),
-            &mut drop,
-            0.4,
-            3.0,
-            cfg.lr,
-        );
+        let (next, report) = augment_step(net, &mut optim, x.clone(), y.clone(), &mut drop, 0.4, 3.0, cfg.lr);
         net = next;
         assert!(drop.0.is_empty(), "step {s}: every drop-path mask used");
         let scalar = |t: Tensor<Flex, 1>| t.into_scalar() as f64;
@@ -78,10 +59,7 @@ fn two_augment_steps_match_pytorch() {
             ("norm", scalar(report.norm)),
         ] {
             let want = fx.data(&format!("step.{s}.{name}"))[0] as f64;
-            assert!(
-                (got - want).abs() <= RTOL * want.abs(),
-                "step {s} {name}: {got} vs {want}"
-            );
+            assert!((got - want).abs() <= RTOL * want.abs(), "step {s} {name}: {got} vs {want}");
         }
         let values = values_by_path(&net);
         let prefix = format!("step.{s}.param.");
@@ -103,9 +81,8 @@ fn two_augment_steps_match_pytorch() {
         );
         let delta: Vec<f32> = (0..768)
             .map(|o| {
-                (0..per_out)
-                    .map(|i| w[o * per_out + i] as f64 - initial_aux[o * per_out + i] as f64)
-                    .sum::<f64>() as f32
+                (0..per_out).map(|i| w[o * per_out + i] as f64 - initial_aux[o * per_out + i] as f64).sum::<f64>()
+                    as f32
             })
             .collect();
         assert_close(

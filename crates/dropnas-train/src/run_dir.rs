@@ -9,24 +9,16 @@ use std::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {
-    #[error(
-        "run folder {0} already holds a run (checkpoint.ckpt); continue it with --resume, or pick another --name"
-    )]
+    #[error("run folder {0} already holds a run (checkpoint.ckpt); continue it with --resume, or pick another --name")]
     Exists(PathBuf),
     #[error("--resume: no checkpoint in {0}; start the run without --resume")]
     NothingToResume(PathBuf),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
-    move |source| RunDirError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| RunDirError::Io { path: path.to_path_buf(), source }
 }
 
 pub struct RunDir {
@@ -52,26 +44,13 @@ impl RunDir {
         }
         fs::create_dir_all(&root).map_err(io(&root))?;
         let log_path = root.join(format!("{name}.log"));
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(io(&log_path))?;
+        let log = OpenOptions::new().create(true).append(true).open(&log_path).map_err(io(&log_path))?;
         let m_path = root.join("metrics.jsonl");
         if !resume {
             File::create(&m_path).map_err(io(&m_path))?;
         }
-        let metrics = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&m_path)
-            .map_err(io(&m_path))?;
-        Ok(Self {
-            root,
-            name: name.to_string(),
-            log: Mutex::new(log),
-            metrics: Mutex::new(metrics),
-        })
+        let metrics = OpenOptions::new().create(true).append(true).open(&m_path).map_err(io(&m_path))?;
+        Ok(Self { root, name: name.to_string(), log: Mutex::new(log), metrics: Mutex::new(metrics) })
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
@@ -106,11 +85,7 @@ impl RunDir {
         let kept: Vec<String> = BufReader::new(file)
             .lines()
             .map_while(Result::ok)
-            .filter(|l| {
-                serde_json::from_str::<Value>(l)
-                    .map(|v| keep(&v))
-                    .unwrap_or(false)
-            })
+            .filter(|l| serde_json::from_str::<Value>(l).map(|v| keep(&v)).unwrap_or(false))
             .collect();
         let mut text = kept.join("\n");
         if !text.is_empty() {
@@ -118,10 +93,7 @@ impl RunDir {
         }
         write_atomic(&path, text.as_bytes())?;
         let mut f = self.metrics.lock().expect("metrics lock");
-        *f = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
+        *f = OpenOptions::new().append(true).open(&path).map_err(io(&path))?;
         Ok(())
     }
 
@@ -160,18 +132,10 @@ impl RunDir {
 
     /// On resume: keeps the step lines before global step `next_global_step` and the epoch lines
     /// before epoch `next_epoch` (1-based epochs in the file, so `epoch < next_epoch + 1`).
-    pub fn truncate_metrics_at(
-        &self,
-        next_epoch: usize,
-        next_global_step: usize,
-    ) -> Result<(), RunDirError> {
+    pub fn truncate_metrics_at(&self, next_epoch: usize, next_global_step: usize) -> Result<(), RunDirError> {
         self.truncate_metrics(|v| match v["kind"].as_str() {
-            Some("step") => v["global_step"]
-                .as_u64()
-                .is_some_and(|s| (s as usize) < next_global_step),
-            Some("epoch") => v["epoch"]
-                .as_u64()
-                .is_some_and(|e| (e as usize) <= next_epoch),
+            Some("step") => v["global_step"].as_u64().is_some_and(|s| (s as usize) < next_global_step),
+            Some("epoch") => v["epoch"].as_u64().is_some_and(|e| (e as usize) <= next_epoch),
             _ => false,
         })
     }

@@ -24,12 +24,7 @@ impl EpochSchedule {
     }
 
     /// The learning rate of `epoch` (from 0). Resuming rebuilds the schedule and replays it.
-    pub fn lr_of_epoch(
-        lr_max: f64,
-        lr_min: f64,
-        epochs: usize,
-        epoch: usize,
-    ) -> Result<f64, String> {
+    pub fn lr_of_epoch(lr_max: f64, lr_min: f64, epochs: usize, epoch: usize) -> Result<f64, String> {
         let mut s = Self::new(lr_max, lr_min, epochs)?;
         let mut lr = lr_max;
         for _ in 0..=epoch {
@@ -63,9 +58,7 @@ mod tests {
         let lrs: Vec<f64> = (0..76).map(|_| s.start_epoch()).collect();
         for (e, lr) in expected {
             assert!((lrs[e] - lr).abs() < 1e-12, "epoch {e}: {} vs {lr}", lrs[e]);
-            assert!(
-                (EpochSchedule::lr_of_epoch(0.0375, 0.0015, 76, e).unwrap() - lr).abs() < 1e-12
-            );
+            assert!((EpochSchedule::lr_of_epoch(0.0375, 0.0015, 76, e).unwrap() - lr).abs() < 1e-12);
         }
     }
 
@@ -74,12 +67,7 @@ mod tests {
     fn augment_schedule_matches_pytorch() {
         let mut s = EpochSchedule::new(0.05, 0.0, 600).unwrap();
         let lrs: Vec<f64> = (0..600).map(|_| s.start_epoch()).collect();
-        for (e, lr) in [
-            (0usize, 0.04999965730618567),
-            (299, 0.025),
-            (598, 3.4269381433138515e-07),
-            (599, 0.0),
-        ] {
+        for (e, lr) in [(0usize, 0.04999965730618567), (299, 0.025), (598, 3.4269381433138515e-07), (599, 0.0)] {
             assert!((lrs[e] - lr).abs() < 1e-12, "epoch {e}: {} vs {lr}", lrs[e]);
         }
     }
@@ -89,10 +77,6 @@ mod tests {
         let mut s = EpochSchedule::new(0.05, 0.0, 2).unwrap();
         assert!((s.start_epoch() - 0.025).abs() < 1e-12);
         assert!(s.start_epoch().abs() < 1e-12);
-        assert!(
-            EpochSchedule::new(1.5, 0.0, 2)
-                .unwrap_err()
-                .contains("at most 1")
-        );
+        assert!(EpochSchedule::new(1.5, 0.0, 2).unwrap_err().contains("at most 1"));
     }
 }

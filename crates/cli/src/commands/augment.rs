@@ -86,10 +86,7 @@ impl AugmentArgs {
     pub fn to_config(&self) -> Result<AugmentConfig> {
         let genotype = resolve_genotype(&self.genotype)?;
         let mut c = AugmentConfig::new(&self.name, &self.dataset, genotype);
-        c.data_dir = self
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("datasets").join(&self.dataset));
+        c.data_dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from("datasets").join(&self.dataset));
         c.download = !self.no_download;
         c.batch_size = self.batch_size;
         c.lr = self.lr;
@@ -115,11 +112,7 @@ impl AugmentArgs {
 }
 
 fn user_or_internal(e: TrainError) -> anyhow::Error {
-    if e.is_user_error() {
-        UserError::new(e.to_string()).into()
-    } else {
-        e.into()
-    }
+    if e.is_user_error() { UserError::new(e.to_string()).into() } else { e.into() }
 }
 
 struct AugmentTask(AugmentConfig, bool);
@@ -132,12 +125,7 @@ impl BackendTask for AugmentTask {
         let o = run_augment::<B>(self.0, device, self.1).map_err(user_or_internal)?;
         println!("best test top-1 {:.2}%", 100.0 * o.best_top1);
         if let Some(f) = o.final_eval {
-            println!(
-                "final test top-1 {:.2}%, top-5 {:.2}%, loss {:.4}",
-                100.0 * f.top1,
-                100.0 * f.top5,
-                f.loss
-            );
+            println!("final test top-1 {:.2}%, top-5 {:.2}%, loss {:.4}", 100.0 * f.top1, 100.0 * f.top5, f.loss);
         }
         println!("outputs in {}", out.display());
         Ok(())
@@ -184,26 +172,14 @@ impl BackendTask for EvalTask {
 
     fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<()> {
         let a = self.0;
-        let (net, net_cfg, ckpt) =
-            load_network::<B::InnerBackend>(&a.checkpoint, &device).map_err(user_or_internal)?;
-        let kind: DatasetKind = a
-            .dataset
-            .parse()
-            .map_err(|e: dropnas_data::DataError| UserError::new(e.to_string()))?;
-        let opts = LoadOptions {
-            max_test_samples: a.max_test_samples,
-            download: !a.no_download,
-            ..LoadOptions::default()
-        };
-        let dir = a
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("datasets").join(&a.dataset));
-        let test = Arc::new(
-            load(kind, &dir, Split::Test, &opts).map_err(|e| UserError::new(e.to_string()))?,
-        );
-        if test.n_classes() != net_cfg.n_classes || kind.input_channels() != net_cfg.input_channels
-        {
+        let (net, net_cfg, ckpt) = load_network::<B::InnerBackend>(&a.checkpoint, &device).map_err(user_or_internal)?;
+        let kind: DatasetKind =
+            a.dataset.parse().map_err(|e: dropnas_data::DataError| UserError::new(e.to_string()))?;
+        let opts =
+            LoadOptions { max_test_samples: a.max_test_samples, download: !a.no_download, ..LoadOptions::default() };
+        let dir = a.data_dir.clone().unwrap_or_else(|| PathBuf::from("datasets").join(&a.dataset));
+        let test = Arc::new(load(kind, &dir, Split::Test, &opts).map_err(|e| UserError::new(e.to_string()))?);
+        if test.n_classes() != net_cfg.n_classes || kind.input_channels() != net_cfg.input_channels {
             return Err(UserError::new(format!(
                 "{} was trained for {} classes on {}-channel images, but {} has {} classes and {}-channel images",
                 a.checkpoint.display(),
@@ -215,24 +191,13 @@ impl BackendTask for EvalTask {
             ))
             .into());
         }
-        let loader = Loader::new(
-            test,
-            Augment::eval(kind),
-            LoaderConfig::eval(a.batch_size, a.workers),
-        )
-        .map_err(|e| UserError::new(e.to_string()))?;
+        let loader = Loader::new(test, Augment::eval(kind), LoaderConfig::eval(a.batch_size, a.workers))
+            .map_err(|e| UserError::new(e.to_string()))?;
         let r = evaluate::<B::InnerBackend>(&net, &loader, &device);
         if a.json {
-            println!(
-                "{}",
-                serde_json::json!({ "loss": r.loss, "top1": r.top1, "top5": r.top5, "samples": r.samples })
-            );
+            println!("{}", serde_json::json!({ "loss": r.loss, "top1": r.top1, "top5": r.top5, "samples": r.samples }));
         } else {
-            println!(
-                "checkpoint: {} (epoch {})",
-                a.checkpoint.display(),
-                ckpt.header["state"]["epoch"]
-            );
+            println!("checkpoint: {} (epoch {})", a.checkpoint.display(), ckpt.header["state"]["epoch"]);
             println!("genotype: {}", net_cfg.genotype);
             println!(
                 "test on {} {} images: loss {:.4}, top-1 {:.2}%, top-5 {:.2}%",

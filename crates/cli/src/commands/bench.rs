@@ -84,10 +84,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Search(a) => {
             let spec = DeviceSpec::resolve(a.device.as_deref())?;
             let json = a.json;
-            let what = format!(
-                "search step (layers {}, channels {}, batch {})",
-                a.layers, a.init_channels, a.batch_size
-            );
+            let what =
+                format!("search step (layers {}, channels {}, batch {})", a.layers, a.init_channels, a.batch_size);
             let r = dispatch(&spec, SearchBench(a))?;
             print(&r, json, &what, &spec);
         }

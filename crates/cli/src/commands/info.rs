@@ -45,9 +45,7 @@ impl BackendTask for Info {
     fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<()> {
         let a = self.0;
         if a.layers == 0 || a.init_channels == 0 || a.classes == 0 {
-            return Err(
-                UserError::new("--layers, --init-channels and --classes must be positive").into(),
-            );
+            return Err(UserError::new("--layers, --init-channels and --classes must be positive").into());
         }
         if a.search {
             let space = SearchSpace::named(&a.search_space).ok_or_else(|| {
@@ -57,21 +55,12 @@ impl BackendTask for Info {
                     SEARCH_SPACE_NAMES.join(", ")
                 ))
             })?;
-            let cfg = SearchNetworkConfig::new(
-                a.input_channels,
-                a.init_channels,
-                a.classes,
-                a.layers,
-                space,
-            );
+            let cfg = SearchNetworkConfig::new(a.input_channels, a.init_channels, a.classes, a.layers, space);
             let model = cfg.init::<B::InnerBackend>(&device);
             let params = count_params(&model.net);
             let alpha_params = count_params(&model.alphas);
             if a.json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "params": params, "alpha_params": alpha_params })
-                );
+                println!("{}", serde_json::json!({ "params": params, "alpha_params": alpha_params }));
             } else {
                 println!(
                     "search network: {} cells, {} initial channels, {} classes, space {}",
@@ -95,35 +84,19 @@ impl BackendTask for Info {
         cfg.validate().map_err(UserError::new)?;
         let net = cfg.init::<B::InnerBackend>(&device);
         let infos = param_infos::<B::InnerBackend, _>(&net);
-        let params: usize = infos
-            .iter()
-            .filter(|p| !p.is_running_stat)
-            .map(|p| p.numel())
-            .sum();
-        let without_aux: usize = infos
-            .iter()
-            .filter(|p| !p.is_running_stat && !p.path.starts_with("aux_head"))
-            .map(|p| p.numel())
-            .sum();
+        let params: usize = infos.iter().filter(|p| !p.is_running_stat).map(|p| p.numel()).sum();
+        let without_aux: usize =
+            infos.iter().filter(|p| !p.is_running_stat && !p.path.starts_with("aux_head")).map(|p| p.numel()).sum();
         if a.json {
-            println!(
-                "{}",
-                serde_json::json!({ "params": params, "params_without_aux": without_aux })
-            );
+            println!("{}", serde_json::json!({ "params": params, "params_without_aux": without_aux }));
         } else {
             println!("genotype: {genotype}");
             println!(
                 "augment network: {} cells, {} initial channels, {} classes, {}x{}x{} input",
                 a.layers, a.init_channels, a.classes, a.input_channels, a.input_size, a.input_size
             );
-            println!(
-                "parameters:                {params} ({:.3} M)",
-                params as f64 / 1e6
-            );
-            println!(
-                "without the auxiliary head: {without_aux} ({:.3} M)",
-                without_aux as f64 / 1e6
-            );
+            println!("parameters:                {params} ({:.3} M)", params as f64 / 1e6);
+            println!("without the auxiliary head: {without_aux} ({:.3} M)", without_aux as f64 / 1e6);
         }
         Ok(())
     }
@@ -131,10 +104,6 @@ impl BackendTask for Info {
 
 pub fn run(args: InfoArgs) -> Result<()> {
     // Counting parameters is cheap anywhere: use the CPU when it is compiled in.
-    let spec = if crate::device::compiled_backends().contains(&"cpu") {
-        DeviceSpec::Cpu
-    } else {
-        DeviceSpec::best()
-    };
+    let spec = if crate::device::compiled_backends().contains(&"cpu") { DeviceSpec::Cpu } else { DeviceSpec::best() };
     dispatch(&spec, Info(args))
 }

@@ -104,10 +104,7 @@ pub enum RankingArg {
 impl SearchArgs {
     pub fn to_config(&self) -> SearchConfig {
         let mut c = SearchConfig::new(&self.name, &self.dataset);
-        c.data_dir = self
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("datasets").join(&self.dataset));
+        c.data_dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from("datasets").join(&self.dataset));
         c.download = !self.no_download;
         c.batch_size = self.batch_size;
         c.epochs = self.epochs;

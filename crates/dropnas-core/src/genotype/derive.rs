@@ -48,19 +48,8 @@ pub fn derive_cell(
             .collect();
         let mut order: Vec<usize> = (0..edges.len()).collect();
         // stable sort: equal scores keep the lower edge index first
-        order.sort_by(|&a, &b| {
-            best[b]
-                .1
-                .partial_cmp(&best[a].1)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        nodes.push(
-            order
-                .into_iter()
-                .take(k)
-                .map(|e| (space.ops[best[e].0], e))
-                .collect(),
-        );
+        order.sort_by(|&a, &b| best[b].1.partial_cmp(&best[a].1).unwrap_or(std::cmp::Ordering::Equal));
+        nodes.push(order.into_iter().take(k).map(|e| (space.ops[best[e].0], e)).collect());
     }
     nodes
 }

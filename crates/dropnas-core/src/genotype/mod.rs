@@ -46,11 +46,7 @@ pub struct Genotype {
 impl Genotype {
     /// The node list and concat of a cell type.
     pub fn cell(&self, reduction: bool) -> (&[Vec<Edge>], &Concat) {
-        if reduction {
-            (&self.reduce, &self.reduce_concat)
-        } else {
-            (&self.normal, &self.normal_concat)
-        }
+        if reduction { (&self.reduce, &self.reduce_concat) } else { (&self.normal, &self.normal_concat) }
     }
 
     /// Every edge of both cells, for checks like "does this genotype use op X".

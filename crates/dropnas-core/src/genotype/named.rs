@@ -58,10 +58,7 @@ pub const NAMED: [(&str, &str, &str); 6] = [
 
 /// A published genotype by name (`dropnas-cifar10`, `darts-v2`, ...).
 pub fn named(name: &str) -> Option<Genotype> {
-    NAMED
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, _, t)| parse(t).expect("named genotypes are valid"))
+    NAMED.iter().find(|(n, _, _)| *n == name).map(|(_, _, t)| parse(t).expect("named genotypes are valid"))
 }
 
 pub fn names() -> Vec<&'static str> {

@@ -32,15 +32,10 @@ impl fmt::Display for GenotypeError {
         if let Some((start, end)) = self.span {
             // Show the line holding the problem (clipped to a window) with a caret under it.
             let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
-            let line_end = self.text[start..]
-                .find('\n')
-                .map_or(self.text.len(), |i| start + i);
+            let line_end = self.text[start..].find('\n').map_or(self.text.len(), |i| start + i);
             let line = &self.text[line_start..line_end];
             let col = self.text[line_start..start].chars().count();
-            let width = self.text[start..end.min(line_end).max(start)]
-                .chars()
-                .count()
-                .max(1);
+            let width = self.text[start..end.min(line_end).max(start)].chars().count().max(1);
             let chars: Vec<char> = line.chars().collect();
             let from = col.saturating_sub(40);
             let to = (col + width + 40).min(chars.len());
@@ -98,18 +93,12 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn err(&self, message: impl Into<String>, span: Option<(usize, usize)>) -> GenotypeError {
-        GenotypeError {
-            message: message.into(),
-            span,
-            text: self.text.to_string(),
-        }
+        GenotypeError { message: message.into(), span, text: self.text.to_string() }
     }
 
     fn err_at_current(&self, expected: &str) -> GenotypeError {
         let t = self.toks.get(self.pos);
-        let span = t
-            .map(|t| (t.start, t.end))
-            .or(Some((self.text.len(), self.text.len())));
+        let span = t.map(|t| (t.start, t.end)).or(Some((self.text.len(), self.text.len())));
         self.err(format!("expected {expected}, found {}", describe(t)), span)
     }
 
@@ -117,77 +106,44 @@ impl<'a> Parser<'a> {
         let bytes = text.as_bytes();
         let mut toks = Vec::new();
         let mut i = 0;
-        let err = |message: String, span| GenotypeError {
-            message,
-            span: Some(span),
-            text: text.to_string(),
-        };
+        let err = |message: String, span| GenotypeError { message, span: Some(span), text: text.to_string() };
         while i < bytes.len() {
             let c = bytes[i] as char;
             if c.is_whitespace() {
                 i += 1;
             } else if c == '\'' || c == '"' {
-                let close = text[i + 1..].find(c).ok_or_else(|| {
-                    err(
-                        format!("unterminated string: missing closing {c}"),
-                        (i, i + 1),
-                    )
-                })?;
+                let close = text[i + 1..]
+                    .find(c)
+                    .ok_or_else(|| err(format!("unterminated string: missing closing {c}"), (i, i + 1)))?;
                 let s = &text[i + 1..i + 1 + close];
-                toks.push(Token {
-                    tok: Tok::Str(s.to_string()),
-                    start: i,
-                    end: i + close + 2,
-                });
+                toks.push(Token { tok: Tok::Str(s.to_string()), start: i, end: i + close + 2 });
                 i += close + 2;
             } else if c.is_ascii_digit() {
                 let start = i;
                 while i < bytes.len() && bytes[i].is_ascii_digit() {
                     i += 1;
                 }
-                let n = text[start..i]
-                    .parse()
-                    .map_err(|_| err("number too large".into(), (start, i)))?;
-                toks.push(Token {
-                    tok: Tok::Int(n),
-                    start,
-                    end: i,
-                });
+                let n = text[start..i].parse().map_err(|_| err("number too large".into(), (start, i)))?;
+                toks.push(Token { tok: Tok::Int(n), start, end: i });
             } else if c == '-' {
                 let start = i;
                 i += 1;
                 while i < bytes.len() && bytes[i].is_ascii_digit() {
                     i += 1;
                 }
-                return Err(err(
-                    format!("negative index `{}`", &text[start..i]),
-                    (start, i),
-                ));
+                return Err(err(format!("negative index `{}`", &text[start..i]), (start, i)));
             } else if c.is_ascii_alphabetic() || c == '_' {
                 let start = i;
-                while i < bytes.len()
-                    && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'.')
-                {
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'.') {
                     i += 1;
                 }
-                toks.push(Token {
-                    tok: Tok::Ident(text[start..i].to_string()),
-                    start,
-                    end: i,
-                });
+                toks.push(Token { tok: Tok::Ident(text[start..i].to_string()), start, end: i });
             } else if "()[],=".contains(c) {
-                toks.push(Token {
-                    tok: Tok::Punct(c),
-                    start: i,
-                    end: i + 1,
-                });
+                toks.push(Token { tok: Tok::Punct(c), start: i, end: i + 1 });
                 i += 1;
             } else {
                 let len = text[i..].chars().next().map_or(1, char::len_utf8);
-                return Err(err(
-                    format!("unexpected character `{}`", &text[i..i + len]),
-                    (i, i + len),
-                ));
+                return Err(err(format!("unexpected character `{}`", &text[i..i + len]), (i, i + len)));
             }
         }
         Ok(Self { text, toks, pos: 0 })
@@ -217,11 +173,7 @@ impl<'a> Parser<'a> {
 
     fn ident(&mut self, expected: &str) -> Result<(String, (usize, usize)), GenotypeError> {
         match self.toks.get(self.pos) {
-            Some(Token {
-                tok: Tok::Ident(s),
-                start,
-                end,
-            }) => {
+            Some(Token { tok: Tok::Ident(s), start, end }) => {
                 let r = (s.clone(), (*start, *end));
                 self.pos += 1;
                 Ok(r)
@@ -232,11 +184,7 @@ impl<'a> Parser<'a> {
 
     fn int(&mut self) -> Result<(usize, (usize, usize)), GenotypeError> {
         match self.toks.get(self.pos) {
-            Some(Token {
-                tok: Tok::Int(n),
-                start,
-                end,
-            }) => {
+            Some(Token { tok: Tok::Int(n), start, end }) => {
                 let r = (*n, (*start, *end));
                 self.pos += 1;
                 Ok(r)
@@ -249,22 +197,12 @@ impl<'a> Parser<'a> {
     fn pair(&mut self) -> Result<(Edge, (usize, usize)), GenotypeError> {
         self.expect_punct('(')?;
         let (name, span) = match self.toks.get(self.pos) {
-            Some(Token {
-                tok: Tok::Str(s),
-                start,
-                end,
-            }) => (s.clone(), (*start, *end)),
+            Some(Token { tok: Tok::Str(s), start, end }) => (s.clone(), (*start, *end)),
             _ => return Err(self.err_at_current("an op name in quotes, like 'sep_conv_3x3'")),
         };
         self.pos += 1;
         let op = OpKind::from_name(&name).ok_or_else(|| {
-            self.err(
-                format!(
-                    "unknown op '{name}' (known ops: {})",
-                    OpKind::names().join(", ")
-                ),
-                Some(span),
-            )
+            self.err(format!("unknown op '{name}' (known ops: {})", OpKind::names().join(", ")), Some(span))
         })?;
         self.expect_punct(',')?;
         let (index, ispan) = self.int()?;
@@ -276,24 +214,13 @@ impl<'a> Parser<'a> {
     }
 
     /// A comma-separated sequence up to `]`, the `[` already consumed.
-    fn seq<T>(
-        &mut self,
-        mut item: impl FnMut(&mut Self) -> Result<T, GenotypeError>,
-    ) -> Result<Vec<T>, GenotypeError> {
+    fn seq<T>(&mut self, mut item: impl FnMut(&mut Self) -> Result<T, GenotypeError>) -> Result<Vec<T>, GenotypeError> {
         let mut out = Vec::new();
         while !self.is_punct(']') {
             // `field=` inside a list: the list was never closed
-            if let (
-                Some(Token {
-                    tok: Tok::Ident(name),
-                    start,
-                    end,
-                }),
-                Some(Tok::Punct('=')),
-            ) = (
-                self.toks.get(self.pos),
-                self.toks.get(self.pos + 1).map(|t| &t.tok),
-            ) {
+            if let (Some(Token { tok: Tok::Ident(name), start, end }), Some(Tok::Punct('='))) =
+                (self.toks.get(self.pos), self.toks.get(self.pos + 1).map(|t| &t.tok))
+            {
                 return Err(self.err(
                     format!("a list is not closed before `{name}=` (unbalanced brackets?)"),
                     Some((*start, *end)),
@@ -315,10 +242,7 @@ impl<'a> Parser<'a> {
 
     /// A cell: nested `[[pair, pair], ...]` or flat `[pair, pair, ...]` (two per node).
     #[allow(clippy::type_complexity)]
-    fn cell(
-        &mut self,
-        field: &str,
-    ) -> Result<(Vec<Vec<(Edge, (usize, usize))>>, bool), GenotypeError> {
+    fn cell(&mut self, field: &str) -> Result<(Vec<Vec<(Edge, (usize, usize))>>, bool), GenotypeError> {
         let open = self.toks.get(self.pos).map(|t| (t.start, t.end));
         self.expect_punct('[')?;
         if self.is_punct('[') {
@@ -337,10 +261,7 @@ impl<'a> Parser<'a> {
             }
             Ok((pairs.chunks(2).map(<[_]>::to_vec).collect(), true))
         } else if self.is_punct(']') {
-            Err(self.err(
-                format!("`{field}` is empty: a cell needs {N_NODES} nodes"),
-                open,
-            ))
+            Err(self.err(format!("`{field}` is empty: a cell needs {N_NODES} nodes"), open))
         } else {
             Err(self.err_at_current("`[` (a node's list of edges) or `(` (an edge)"))
         }
@@ -366,17 +287,13 @@ impl<'a> Parser<'a> {
                     r
                 }
                 other => {
-                    return Err(self.err(
-                        format!("expected `range(a, b)` or a list for concat, found `{other}`"),
-                        Some(span),
-                    ));
+                    return Err(
+                        self.err(format!("expected `range(a, b)` or a list for concat, found `{other}`"), Some(span))
+                    );
                 }
             }
         };
-        let end = self
-            .toks
-            .get(self.pos.saturating_sub(1))
-            .map_or(self.text.len(), |t| t.end);
+        let end = self.toks.get(self.pos.saturating_sub(1)).map_or(self.text.len(), |t| t.end);
         Ok((concat, (start, end)))
     }
 
@@ -405,16 +322,9 @@ pub fn parse(text: &str) -> Result<Genotype, GenotypeError> {
     let mut concats: [Option<(Concat, (usize, usize))>; 2] = [None, None];
     let mut seen: Vec<String> = Vec::new();
     while !p.is_punct(')') {
-        let (field, span) =
-            p.ident("a field name (normal, normal_concat, reduce, reduce_concat) or `)`")?;
+        let (field, span) = p.ident("a field name (normal, normal_concat, reduce, reduce_concat) or `)`")?;
         if !FIELDS.contains(&field.as_str()) {
-            return Err(p.err(
-                format!(
-                    "unknown field `{field}` (expected one of {})",
-                    FIELDS.join(", ")
-                ),
-                Some(span),
-            ));
+            return Err(p.err(format!("unknown field `{field}` (expected one of {})", FIELDS.join(", ")), Some(span)));
         }
         if seen.contains(&field) {
             return Err(p.err(format!("field `{field}` is given twice"), Some(span)));
@@ -436,24 +346,13 @@ pub fn parse(text: &str) -> Result<Genotype, GenotypeError> {
     let close = p.toks[p.pos].end;
     p.pos += 1;
     if let Some(t) = p.toks.get(p.pos) {
-        return Err(p.err(
-            format!(
-                "unexpected text after the closing `)`: {}",
-                describe(Some(t))
-            ),
-            Some((t.start, t.end)),
-        ));
+        return Err(
+            p.err(format!("unexpected text after the closing `)`: {}", describe(Some(t))), Some((t.start, t.end)))
+        );
     }
-    let missing: Vec<&str> = FIELDS
-        .iter()
-        .copied()
-        .filter(|f| !seen.iter().any(|s| s == f))
-        .collect();
+    let missing: Vec<&str> = FIELDS.iter().copied().filter(|f| !seen.iter().any(|s| s == f)).collect();
     if !missing.is_empty() {
-        return Err(p.err(
-            format!("missing field(s): {}", missing.join(", ")),
-            Some((close - 1, close)),
-        ));
+        return Err(p.err(format!("missing field(s): {}", missing.join(", ")), Some((close - 1, close))));
     }
 
     let mut nodes_out: Vec<Vec<Vec<Edge>>> = Vec::new();
@@ -465,13 +364,7 @@ pub fn parse(text: &str) -> Result<Genotype, GenotypeError> {
             flat = is_flat;
         }
         if nodes.len() != N_NODES {
-            return Err(p.err(
-                format!(
-                    "`{name}` has {} nodes; a cell has exactly {N_NODES}",
-                    nodes.len()
-                ),
-                None,
-            ));
+            return Err(p.err(format!("`{name}` has {} nodes; a cell has exactly {N_NODES}", nodes.len()), None));
         }
         for (i, node) in nodes.iter().enumerate() {
             if node.is_empty() {
@@ -490,44 +383,25 @@ pub fn parse(text: &str) -> Result<Genotype, GenotypeError> {
                 }
             }
         }
-        nodes_out.push(
-            nodes
-                .into_iter()
-                .map(|n| n.into_iter().map(|(e, _)| e).collect())
-                .collect(),
-        );
+        nodes_out.push(nodes.into_iter().map(|n| n.into_iter().map(|(e, _)| e).collect()).collect());
     }
     for (k, concat) in concats.iter().enumerate() {
         let (concat, span) = concat.as_ref().expect("checked above");
         let idx = concat.indices();
-        let name = if k == 0 {
-            "normal_concat"
-        } else {
-            "reduce_concat"
-        };
+        let name = if k == 0 { "normal_concat" } else { "reduce_concat" };
         if idx.is_empty() {
             return Err(p.err(format!("`{name}` selects no state"), Some(*span)));
         }
         if let Some(bad) = idx.iter().find(|&&i| i >= N_NODES + 2) {
-            return Err(p.err(
-                format!(
-                    "`{name}` selects state {bad}; a cell has states 0..={}",
-                    N_NODES + 1
-                ),
-                Some(*span),
-            ));
+            return Err(
+                p.err(format!("`{name}` selects state {bad}; a cell has states 0..={}", N_NODES + 1), Some(*span))
+            );
         }
     }
     let reduce = nodes_out.pop().expect("two cells");
     let normal = nodes_out.pop().expect("two cells");
     let [c0, c1] = concats;
-    Ok(Genotype {
-        normal,
-        normal_concat: c0.expect("checked").0,
-        reduce,
-        reduce_concat: c1.expect("checked").0,
-        flat,
-    })
+    Ok(Genotype { normal, normal_concat: c0.expect("checked").0, reduce, reduce_concat: c1.expect("checked").0, flat })
 }
 
 fn cell_text(nodes: &[Vec<Edge>], flat: bool) -> String {
@@ -536,10 +410,8 @@ fn cell_text(nodes: &[Vec<Edge>], flat: bool) -> String {
         let pairs: Vec<String> = nodes.iter().flatten().map(pair).collect();
         format!("[{}]", pairs.join(", "))
     } else {
-        let nodes: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("[{}]", n.iter().map(pair).collect::<Vec<_>>().join(", ")))
-            .collect();
+        let nodes: Vec<String> =
+            nodes.iter().map(|n| format!("[{}]", n.iter().map(pair).collect::<Vec<_>>().join(", "))).collect();
         format!("[{}]", nodes.join(", "))
     }
 }
@@ -547,13 +419,7 @@ fn cell_text(nodes: &[Vec<Edge>], flat: bool) -> String {
 fn concat_text(c: &Concat) -> String {
     match c {
         Concat::Range(a, b) => format!("range({a}, {b})"),
-        Concat::List(v) => format!(
-            "[{}]",
-            v.iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Concat::List(v) => format!("[{}]", v.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
     }
 }
 
@@ -590,10 +456,7 @@ reduce_concat=range(2, 6)
              ('sep_conv_5x5', 1)], [('dil_conv_5x5', 3), ('dil_conv_5x5', 2)], [('dil_conv_5x5', 3), ('dil_conv_5x5', 4)]], \
              reduce_concat=range(2, 6))"
         );
-        assert_eq!(
-            g.normal[3],
-            vec![(OpKind::DilConv5x5, 4), (OpKind::DilConv3x3, 1)]
-        );
+        assert_eq!(g.normal[3], vec![(OpKind::DilConv5x5, 4), (OpKind::DilConv3x3, 1)]);
     }
 
     #[test]
@@ -606,10 +469,7 @@ reduce_concat=range(2, 6)
         let g = parse(flat).unwrap();
         assert!(g.flat);
         assert_eq!(g.normal.len(), 4);
-        assert_eq!(
-            g.normal[3],
-            vec![(OpKind::SkipConnect, 0), (OpKind::DilConv3x3, 2)]
-        );
+        assert_eq!(g.normal[3], vec![(OpKind::SkipConnect, 0), (OpKind::DilConv3x3, 2)]);
         assert_eq!(g.reduce_concat, Concat::List(vec![2, 3, 4, 5]));
         assert_eq!(g.normal_concat, Concat::Range(2, 6));
         // printing then parsing is the identity
@@ -667,79 +527,29 @@ reduce_concat=range(2, 6)
                 "unbalanced brackets",
                 None,
             ),
-            (
-                SEED.replace(
-                    "reduce_concat=range(2, 6)\n)",
-                    "reduce_concat=range(2, 6)\n",
-                ),
-                "expected `,` or `)`",
-                None,
-            ),
-            (
-                SEED.replace("('max_pool_3x3', 0)", "('max_pool_3x3', 0"),
-                "unbalanced brackets",
-                None,
-            ),
-            (
-                SEED.replace("normal_concat=range(2, 6),\n", ""),
-                "missing field(s): normal_concat",
-                None,
-            ),
-            (
-                SEED.replace("normal_concat", "normal_concot"),
-                "unknown field `normal_concot`",
-                Some("normal_concot"),
-            ),
-            (
-                SEED.replace("Genotype(", "Genotipe("),
-                "expected `Genotype(`",
-                Some("Genotipe"),
-            ),
+            (SEED.replace("reduce_concat=range(2, 6)\n)", "reduce_concat=range(2, 6)\n"), "expected `,` or `)`", None),
+            (SEED.replace("('max_pool_3x3', 0)", "('max_pool_3x3', 0"), "unbalanced brackets", None),
+            (SEED.replace("normal_concat=range(2, 6),\n", ""), "missing field(s): normal_concat", None),
+            (SEED.replace("normal_concat", "normal_concot"), "unknown field `normal_concot`", Some("normal_concot")),
+            (SEED.replace("Genotype(", "Genotipe("), "expected `Genotype(`", Some("Genotipe")),
             (String::new(), "the text is empty", None),
-            (
-                SEED.replace("('max_pool_3x3', 0)", "('max_pool_3x3, 0)"),
-                "unterminated string",
-                None,
-            ),
+            (SEED.replace("('max_pool_3x3', 0)", "('max_pool_3x3, 0)"), "unterminated string", None),
             (
                 SEED.replace("reduce_concat=range(2, 6)", "reduce_concat=range(2, 9)"),
                 "selects state 6",
                 Some("range(2, 9)"),
             ),
+            (SEED.replace("reduce_concat=range(2, 6)", "reduce_concat=[]"), "selects no state", None),
+            (format!("{SEED} extra"), "unexpected text after the closing", Some("extra")),
+            (SEED.replace("('skip_connect', 0)", "('skip_connect', -1)"), "negative index `-1`", Some("-1")),
             (
-                SEED.replace("reduce_concat=range(2, 6)", "reduce_concat=[]"),
-                "selects no state",
-                None,
-            ),
-            (
-                format!("{SEED} extra"),
-                "unexpected text after the closing",
-                Some("extra"),
-            ),
-            (
-                SEED.replace("('skip_connect', 0)", "('skip_connect', -1)"),
-                "negative index `-1`",
-                Some("-1"),
-            ),
-            (
-                SEED.replace(
-                    "normal_concat=range(2, 6)",
-                    "normal_concat=range(2, 6), normal_concat=range(2, 6)",
-                ),
+                SEED.replace("normal_concat=range(2, 6)", "normal_concat=range(2, 6), normal_concat=range(2, 6)"),
                 "given twice",
                 None,
             ),
             (valid_with("[]"), "`normal` is empty", None),
-            (
-                valid_with("[('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1)]"),
-                "two pairs per node",
-                None,
-            ),
-            (
-                SEED.replace("('sep_conv_5x5', 1)]", "('sep_conv_5x5', 1)] ;"),
-                "unexpected character `;`",
-                Some(";"),
-            ),
+            (valid_with("[('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1)]"), "two pairs per node", None),
+            (SEED.replace("('sep_conv_5x5', 1)]", "('sep_conv_5x5', 1)] ;"), "unexpected character `;`", Some(";")),
         ];
         assert!(cases.len() >= 10);
         for (text, needle, pointed) in cases {

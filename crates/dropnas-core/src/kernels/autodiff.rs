@@ -1,7 +1,7 @@
 //! The dropnas operations on Burn's autodiff backend: one graph node per operation, whose
 //! backward asks the inner backend for the gradients.
 
-use super::{DepthwiseOptions, DropnasBackend};
+use super::{DepthwiseOptions, DropnasBackend, PoolKind};
 use burn::backend::Autodiff;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -23,12 +23,7 @@ impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C>
         impl<B: DropnasBackend> Backward<B, 2> for DepthwiseBackward {
             type State = (NodeId, NodeId, DepthwiseOptions);
 
-            fn backward(
-                self,
-                ops: Ops<Self::State, 2>,
-                grads: &mut Gradients,
-                checkpointer: &mut Checkpointer,
-            ) {
+            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
                 let [node_x, node_w] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 let (x_state, w_state, options) = ops.state;
@@ -44,20 +39,14 @@ impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C>
             }
         }
 
-        match DepthwiseBackward
-            .prepare::<C>([x.node.clone(), weight.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
+        match DepthwiseBackward.prepare::<C>([x.node.clone(), weight.node.clone()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let w_state = prep.checkpoint(&weight);
                 let out = B::depthwise_conv2d(x.primitive, weight.primitive, options);
                 prep.finish((x_state, w_state, options), out)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::depthwise_conv2d(x.primitive, weight.primitive, options))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(B::depthwise_conv2d(x.primitive, weight.primitive, options)),
         }
     }
 
@@ -68,13 +57,7 @@ impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C>
         eps: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         /// State: input, gamma, batch mean, batch variance, epsilon.
-        type BnState<B> = (
-            FloatTensor<B>,
-            Option<FloatTensor<B>>,
-            FloatTensor<B>,
-            FloatTensor<B>,
-            f64,
-        );
+        type BnState<B> = (FloatTensor<B>, Option<FloatTensor<B>>, FloatTensor<B>, FloatTensor<B>, f64);
 
         #[derive(Debug)]
         struct BatchNormAffineBackward;
@@ -82,17 +65,11 @@ impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C>
         impl<B: DropnasBackend> Backward<B, 3> for BatchNormAffineBackward {
             type State = BnState<B>;
 
-            fn backward(
-                self,
-                ops: Ops<Self::State, 3>,
-                grads: &mut Gradients,
-                _: &mut Checkpointer,
-            ) {
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
                 let [node_x, node_gamma, node_beta] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 let (x, gamma, mean, var, eps) = ops.state;
-                let (dx, dgamma, dbeta) =
-                    B::batch_norm_train_backward(x, gamma, mean, var, grad, eps);
+                let (dx, dgamma, dbeta) = B::batch_norm_train_backward(x, gamma, mean, var, grad, eps);
                 if let Some(node) = node_x {
                     grads.register::<B>(node.id, dx);
                 }
@@ -111,12 +88,7 @@ impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C>
         impl<B: DropnasBackend> Backward<B, 1> for BatchNormBackward {
             type State = BnState<B>;
 
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _: &mut Checkpointer,
-            ) {
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
                 let [node_x] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 let (x, _, mean, var, eps) = ops.state;
@@ -135,41 +107,53 @@ impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C>
                     .prepare::<C>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
                     .compute_bound()
                     .stateful();
-                let (y, mean, var) = B::batch_norm_train(
-                    x.primitive.clone(),
-                    Some(gamma.primitive.clone()),
-                    Some(beta.primitive),
-                    eps,
-                );
-                let out = match prep {
-                    OpsKind::Tracked(prep) => prep.finish(
-                        (
-                            x.primitive,
-                            Some(gamma.primitive),
-                            mean.clone(),
-                            var.clone(),
-                            eps,
-                        ),
-                        y,
-                    ),
-                    OpsKind::UnTracked(prep) => prep.finish(y),
-                };
-                (out, stat(mean), stat(var))
-            }
-            _ => {
-                let prep = BatchNormBackward
-                    .prepare::<C>([x.node.clone()])
-                    .compute_bound()
-                    .stateful();
-                let (y, mean, var) = B::batch_norm_train(x.primitive.clone(), None, None, eps);
+                let (y, mean, var) =
+                    B::batch_norm_train(x.primitive.clone(), Some(gamma.primitive.clone()), Some(beta.primitive), eps);
                 let out = match prep {
                     OpsKind::Tracked(prep) => {
-                        prep.finish((x.primitive, None, mean.clone(), var.clone(), eps), y)
+                        prep.finish((x.primitive, Some(gamma.primitive), mean.clone(), var.clone(), eps), y)
                     }
                     OpsKind::UnTracked(prep) => prep.finish(y),
                 };
                 (out, stat(mean), stat(var))
             }
+            _ => {
+                let prep = BatchNormBackward.prepare::<C>([x.node.clone()]).compute_bound().stateful();
+                let (y, mean, var) = B::batch_norm_train(x.primitive.clone(), None, None, eps);
+                let out = match prep {
+                    OpsKind::Tracked(prep) => prep.finish((x.primitive, None, mean.clone(), var.clone(), eps), y),
+                    OpsKind::UnTracked(prep) => prep.finish(y),
+                };
+                (out, stat(mean), stat(var))
+            }
+        }
+    }
+
+    fn pool3x3(x: FloatTensor<Self>, kind: PoolKind, stride: usize) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct PoolBackward;
+
+        impl<B: DropnasBackend> Backward<B, 1> for PoolBackward {
+            type State = (NodeId, PoolKind, usize);
+
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+                let [node_x] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x_state, kind, stride) = ops.state;
+                let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, B::pool3x3_backward(x, grad, kind, stride));
+                }
+            }
+        }
+
+        match PoolBackward.prepare::<C>([x.node.clone()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let out = B::pool3x3(x.primitive, kind, stride);
+                prep.finish((x_state, kind, stride), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::pool3x3(x.primitive, kind, stride)),
         }
     }
 }

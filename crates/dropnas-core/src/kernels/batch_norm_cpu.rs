@@ -26,13 +26,9 @@ pub fn stats(x: &[f32], g: &BnGeom) -> (Vec<f32>, Vec<f32>) {
     let per_channel: Vec<(f32, f32)> = (0..g.c)
         .into_par_iter()
         .map(|ch| {
-            let sum: f64 = planes(x, g, ch)
-                .map(|p| p.iter().map(|&v| v as f64).sum::<f64>())
-                .sum();
+            let sum: f64 = planes(x, g, ch).map(|p| p.iter().map(|&v| v as f64).sum::<f64>()).sum();
             let mean = sum / count;
-            let sq: f64 = planes(x, g, ch)
-                .map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
-                .sum();
+            let sq: f64 = planes(x, g, ch).map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>()).sum();
             (mean as f32, (sq / count) as f32)
         })
         .collect();
@@ -110,11 +106,7 @@ pub fn backward(
         let mean_dy_xhat = (sums[ch].1 / count) as f32;
         let isf = is as f32;
         let off = plane * g.hw;
-        for ((dv, &xv), &dy) in d
-            .iter_mut()
-            .zip(&x[off..off + g.hw])
-            .zip(&grad_out[off..off + g.hw])
-        {
+        for ((dv, &xv), &dy) in d.iter_mut().zip(&x[off..off + g.hw]).zip(&grad_out[off..off + g.hw]) {
             let xhat = (xv - m) * isf;
             *dv = k * (dy - mean_dy - xhat * mean_dy_xhat);
         }
@@ -131,18 +123,13 @@ mod tests {
     #[test]
     fn backward_matches_finite_differences() {
         let g = BnGeom { n: 3, c: 2, hw: 5 };
-        let x: Vec<f32> = (0..30)
-            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
-            .collect();
+        let x: Vec<f32> = (0..30).map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0).collect();
         let gamma = [1.3f32, 0.7];
         let beta = [0.1f32, -0.2];
         let dy: Vec<f32> = (0..30).map(|i| ((i * 13 % 7) as f32 - 3.0) / 4.0).collect();
         let loss = |x: &[f32], gm: &[f32]| -> f64 {
             let (y, _, _) = forward(x, Some(gm), Some(&beta), &g, 1e-5);
-            y.iter()
-                .zip(&dy)
-                .map(|(a, b)| (*a as f64) * (*b as f64))
-                .sum()
+            y.iter().zip(&dy).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
         };
         let (_, mean, var) = forward(&x, Some(&gamma), Some(&beta), &g, 1e-5);
         let (dx, dgamma, dbeta) = backward(&x, Some(&gamma), &mean, &var, &dy, &g, 1e-5);
@@ -152,11 +139,7 @@ mod tests {
             xp[i] += h;
             xm[i] -= h;
             let fd = (loss(&xp, &gamma) - loss(&xm, &gamma)) / (2.0 * h as f64);
-            assert!(
-                (fd - dx[i] as f64).abs() < 2e-3,
-                "dx[{i}]: {fd} vs {}",
-                dx[i]
-            );
+            assert!((fd - dx[i] as f64).abs() < 2e-3, "dx[{i}]: {fd} vs {}", dx[i]);
         }
         for ch in 0..2 {
             let (mut gp, mut gm) = (gamma, gamma);
@@ -164,14 +147,8 @@ mod tests {
             gm[ch] -= h;
             let fd = (loss(&x, &gp) - loss(&x, &gm)) / (2.0 * h as f64);
             assert!((fd - dgamma[ch] as f64).abs() < 2e-3, "dgamma[{ch}]");
-            let s: f64 = (0..3)
-                .map(|n| {
-                    dy[(n * 2 + ch) * 5..(n * 2 + ch + 1) * 5]
-                        .iter()
-                        .map(|&v| v as f64)
-                        .sum::<f64>()
-                })
-                .sum();
+            let s: f64 =
+                (0..3).map(|n| dy[(n * 2 + ch) * 5..(n * 2 + ch + 1) * 5].iter().map(|&v| v as f64).sum::<f64>()).sum();
             assert!((s - dbeta[ch] as f64).abs() < 1e-5);
         }
     }

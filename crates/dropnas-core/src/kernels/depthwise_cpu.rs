@@ -36,16 +36,8 @@ fn valid_range(count: usize, off: isize, s: usize, len: usize) -> (usize, usize)
     let s = s as isize;
     let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
     let last = len as isize - 1 - off;
-    let hi = if last < 0 {
-        0
-    } else {
-        (last / s + 1).min(count as isize)
-    };
-    if lo >= hi {
-        (0, 0)
-    } else {
-        (lo as usize, hi as usize)
-    }
+    let hi = if last < 0 { 0 } else { (last / s + 1).min(count as isize) };
+    if lo >= hi { (0, 0) } else { (lo as usize, hi as usize) }
 }
 
 /// For every tap `(ky, kx)` of the kernel: the input offsets and the valid output ranges.
@@ -68,13 +60,7 @@ fn taps(g: &DwGeom) -> Vec<Tap> {
             let ox = valid_range(ow, x_off, g.stride[1], g.w);
             // a tap that only ever sees padding contributes nothing
             if oy.0 < oy.1 && ox.0 < ox.1 {
-                v.push(Tap {
-                    index: ky * g.kw + kx,
-                    y_off,
-                    x_off,
-                    oy,
-                    ox,
-                });
+                v.push(Tap { index: ky * g.kw + kx, y_off, x_off, oy, ox });
             }
         }
     }
@@ -87,35 +73,30 @@ pub fn forward(x: &[f32], weight: &[f32], g: &DwGeom) -> Vec<f32> {
     let mut out = vec![0.0f32; g.n * g.c * oh * ow];
     let taps = taps(g);
     let [sy, sx] = g.stride;
-    out.par_chunks_mut(oh * ow)
-        .enumerate()
-        .for_each(|(plane, o)| {
-            let ch = plane % g.c;
-            let xin = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
-            let wk = &weight[ch * g.kh * g.kw..(ch + 1) * g.kh * g.kw];
-            for t in &taps {
-                let wv = wk[t.index];
-                for oy in t.oy.0..t.oy.1 {
-                    let iy = (oy * sy) as isize + t.y_off;
-                    let row_in = &xin[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let row_out = &mut o[oy * ow..(oy + 1) * ow];
-                    if sx == 1 {
-                        let start = (t.ox.0 as isize + t.x_off) as usize;
-                        let len = t.ox.1 - t.ox.0;
-                        for (out, &inp) in row_out[t.ox.0..t.ox.1]
-                            .iter_mut()
-                            .zip(&row_in[start..start + len])
-                        {
-                            *out += wv * inp;
-                        }
-                    } else {
-                        for ox in t.ox.0..t.ox.1 {
-                            row_out[ox] += wv * row_in[((ox * sx) as isize + t.x_off) as usize];
-                        }
+    out.par_chunks_mut(oh * ow).enumerate().for_each(|(plane, o)| {
+        let ch = plane % g.c;
+        let xin = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
+        let wk = &weight[ch * g.kh * g.kw..(ch + 1) * g.kh * g.kw];
+        for t in &taps {
+            let wv = wk[t.index];
+            for oy in t.oy.0..t.oy.1 {
+                let iy = (oy * sy) as isize + t.y_off;
+                let row_in = &xin[iy as usize * g.w..(iy as usize + 1) * g.w];
+                let row_out = &mut o[oy * ow..(oy + 1) * ow];
+                if sx == 1 {
+                    let start = (t.ox.0 as isize + t.x_off) as usize;
+                    let len = t.ox.1 - t.ox.0;
+                    for (out, &inp) in row_out[t.ox.0..t.ox.1].iter_mut().zip(&row_in[start..start + len]) {
+                        *out += wv * inp;
+                    }
+                } else {
+                    for ox in t.ox.0..t.ox.1 {
+                        row_out[ox] += wv * row_in[((ox * sx) as isize + t.x_off) as usize];
                     }
                 }
             }
-        });
+        }
+    });
     out
 }
 
@@ -125,35 +106,30 @@ pub fn backward_input(grad_out: &[f32], weight: &[f32], g: &DwGeom) -> Vec<f32> 
     let mut dx = vec![0.0f32; g.n * g.c * g.h * g.w];
     let taps = taps(g);
     let [sy, sx] = g.stride;
-    dx.par_chunks_mut(g.h * g.w)
-        .enumerate()
-        .for_each(|(plane, d)| {
-            let ch = plane % g.c;
-            let go = &grad_out[plane * oh * ow..(plane + 1) * oh * ow];
-            let wk = &weight[ch * g.kh * g.kw..(ch + 1) * g.kh * g.kw];
-            for t in &taps {
-                let wv = wk[t.index];
-                for oy in t.oy.0..t.oy.1 {
-                    let iy = ((oy * sy) as isize + t.y_off) as usize;
-                    let row_go = &go[oy * ow..(oy + 1) * ow];
-                    let row_d = &mut d[iy * g.w..(iy + 1) * g.w];
-                    if sx == 1 {
-                        let start = (t.ox.0 as isize + t.x_off) as usize;
-                        let len = t.ox.1 - t.ox.0;
-                        for (dv, &gv) in row_d[start..start + len]
-                            .iter_mut()
-                            .zip(&row_go[t.ox.0..t.ox.1])
-                        {
-                            *dv += wv * gv;
-                        }
-                    } else {
-                        for ox in t.ox.0..t.ox.1 {
-                            row_d[((ox * sx) as isize + t.x_off) as usize] += wv * row_go[ox];
-                        }
+    dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(plane, d)| {
+        let ch = plane % g.c;
+        let go = &grad_out[plane * oh * ow..(plane + 1) * oh * ow];
+        let wk = &weight[ch * g.kh * g.kw..(ch + 1) * g.kh * g.kw];
+        for t in &taps {
+            let wv = wk[t.index];
+            for oy in t.oy.0..t.oy.1 {
+                let iy = ((oy * sy) as isize + t.y_off) as usize;
+                let row_go = &go[oy * ow..(oy + 1) * ow];
+                let row_d = &mut d[iy * g.w..(iy + 1) * g.w];
+                if sx == 1 {
+                    let start = (t.ox.0 as isize + t.x_off) as usize;
+                    let len = t.ox.1 - t.ox.0;
+                    for (dv, &gv) in row_d[start..start + len].iter_mut().zip(&row_go[t.ox.0..t.ox.1]) {
+                        *dv += wv * gv;
+                    }
+                } else {
+                    for ox in t.ox.0..t.ox.1 {
+                        row_d[((ox * sx) as isize + t.x_off) as usize] += wv * row_go[ox];
                     }
                 }
             }
-        });
+        }
+    });
     dx
 }
 
@@ -164,44 +140,39 @@ pub fn backward_weight(x: &[f32], grad_out: &[f32], g: &DwGeom) -> Vec<f32> {
     let taps = taps(g);
     let [sy, sx] = g.stride;
     let mut dw = vec![0.0f32; g.c * g.kh * g.kw];
-    dw.par_chunks_mut(g.kh * g.kw)
-        .enumerate()
-        .for_each(|(ch, dk)| {
-            let mut acc = vec![0.0f64; g.kh * g.kw];
-            for n in 0..g.n {
-                let plane = n * g.c + ch;
-                let xin = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
-                let go = &grad_out[plane * oh * ow..(plane + 1) * oh * ow];
-                for t in &taps {
-                    let mut sum = 0.0f64;
-                    for oy in t.oy.0..t.oy.1 {
-                        let iy = ((oy * sy) as isize + t.y_off) as usize;
-                        let row_in = &xin[iy * g.w..(iy + 1) * g.w];
-                        let row_go = &go[oy * ow..(oy + 1) * ow];
-                        let mut row = 0.0f32;
-                        if sx == 1 {
-                            let start = (t.ox.0 as isize + t.x_off) as usize;
-                            let len = t.ox.1 - t.ox.0;
-                            for (&gv, &xv) in row_go[t.ox.0..t.ox.1]
-                                .iter()
-                                .zip(&row_in[start..start + len])
-                            {
-                                row += gv * xv;
-                            }
-                        } else {
-                            for ox in t.ox.0..t.ox.1 {
-                                row += row_go[ox] * row_in[((ox * sx) as isize + t.x_off) as usize];
-                            }
+    dw.par_chunks_mut(g.kh * g.kw).enumerate().for_each(|(ch, dk)| {
+        let mut acc = vec![0.0f64; g.kh * g.kw];
+        for n in 0..g.n {
+            let plane = n * g.c + ch;
+            let xin = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
+            let go = &grad_out[plane * oh * ow..(plane + 1) * oh * ow];
+            for t in &taps {
+                let mut sum = 0.0f64;
+                for oy in t.oy.0..t.oy.1 {
+                    let iy = ((oy * sy) as isize + t.y_off) as usize;
+                    let row_in = &xin[iy * g.w..(iy + 1) * g.w];
+                    let row_go = &go[oy * ow..(oy + 1) * ow];
+                    let mut row = 0.0f32;
+                    if sx == 1 {
+                        let start = (t.ox.0 as isize + t.x_off) as usize;
+                        let len = t.ox.1 - t.ox.0;
+                        for (&gv, &xv) in row_go[t.ox.0..t.ox.1].iter().zip(&row_in[start..start + len]) {
+                            row += gv * xv;
                         }
-                        sum += row as f64;
+                    } else {
+                        for ox in t.ox.0..t.ox.1 {
+                            row += row_go[ox] * row_in[((ox * sx) as isize + t.x_off) as usize];
+                        }
                     }
-                    acc[t.index] += sum;
+                    sum += row as f64;
                 }
+                acc[t.index] += sum;
             }
-            for (d, a) in dk.iter_mut().zip(acc) {
-                *d = a as f32;
-            }
-        });
+        }
+        for (d, a) in dk.iter_mut().zip(acc) {
+            *d = a as f32;
+        }
+    });
     dw
 }
 
@@ -220,15 +191,11 @@ mod tests {
                         let mut s = 0.0;
                         for ky in 0..g.kh {
                             for kx in 0..g.kw {
-                                let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize
-                                    - g.padding[0] as isize;
-                                let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize
-                                    - g.padding[1] as isize;
-                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w
-                                {
+                                let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize - g.padding[0] as isize;
+                                let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize - g.padding[1] as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
                                     s += w[(c * g.kh + ky) * g.kw + kx]
-                                        * x[((n * g.c + c) * g.h + iy as usize) * g.w
-                                            + ix as usize];
+                                        * x[((n * g.c + c) * g.h + iy as usize) * g.w + ix as usize];
                                 }
                             }
                         }
@@ -242,11 +209,7 @@ mod tests {
 
     fn pseudo(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32
-                    / 500.0
-                    - 1.0
-            })
+            .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0)
             .collect()
     }
 
@@ -285,31 +248,13 @@ mod tests {
             }
             // <grad_out, conv(x, w)> = <backward_input(grad_out), x> = <backward_weight(x, grad_out), w>
             let go = pseudo(out.len(), 3);
-            let lhs: f64 = go
-                .iter()
-                .zip(&out)
-                .map(|(a, b)| (*a as f64) * (*b as f64))
-                .sum();
+            let lhs: f64 = go.iter().zip(&out).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
             let dx = backward_input(&go, &w, &g);
             let dw = backward_weight(&x, &go, &g);
-            let via_x: f64 = dx
-                .iter()
-                .zip(&x)
-                .map(|(a, b)| (*a as f64) * (*b as f64))
-                .sum();
-            let via_w: f64 = dw
-                .iter()
-                .zip(&w)
-                .map(|(a, b)| (*a as f64) * (*b as f64))
-                .sum();
-            assert!(
-                (lhs - via_x).abs() < 1e-3,
-                "input adjoint k{k} s{s}: {lhs} vs {via_x}"
-            );
-            assert!(
-                (lhs - via_w).abs() < 1e-3,
-                "weight adjoint k{k} s{s}: {lhs} vs {via_w}"
-            );
+            let via_x: f64 = dx.iter().zip(&x).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+            let via_w: f64 = dw.iter().zip(&w).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+            assert!((lhs - via_x).abs() < 1e-3, "input adjoint k{k} s{s}: {lhs} vs {via_x}");
+            assert!((lhs - via_w).abs() < 1e-3, "weight adjoint k{k} s{s}: {lhs} vs {via_w}");
         }
     }
 }

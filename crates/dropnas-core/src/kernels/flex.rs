@@ -1,7 +1,8 @@
 //! The CPU backend's depthwise convolution: the loops of [`super::depthwise_cpu`].
 
 use super::depthwise_cpu::{DwGeom, backward_input, backward_weight, forward};
-use super::{DepthwiseOptions, DropnasBackend};
+use super::pool_cpu::{self, PoolGeom};
+use super::{DepthwiseOptions, DropnasBackend, PoolKind};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
@@ -31,11 +32,7 @@ fn tensor(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
 }
 
 impl DropnasBackend for Flex {
-    fn depthwise_conv2d(
-        x: FlexTensor,
-        weight: FlexTensor,
-        options: DepthwiseOptions,
-    ) -> FlexTensor {
+    fn depthwise_conv2d(x: FlexTensor, weight: FlexTensor, options: DepthwiseOptions) -> FlexTensor {
         let (x, xs) = f32_data(&x);
         let (w, ws) = f32_data(&weight);
         let g = geom(&xs, &ws, &options);
@@ -57,11 +54,7 @@ impl DropnasBackend for Flex {
         let (w, ws) = f32_data(&weight);
         let (go, _) = f32_data(&grad_out);
         let g = geom(&xs, &ws, &options);
-        match (
-            x.as_slice::<f32>(),
-            w.as_slice::<f32>(),
-            go.as_slice::<f32>(),
-        ) {
+        match (x.as_slice::<f32>(), w.as_slice::<f32>(), go.as_slice::<f32>()) {
             (Some(xv), Some(wv), Some(gv)) => {
                 let dx = tensor(backward_input(gv, wv, &g), [g.n, g.c, g.h, g.w]);
                 let dw = tensor(backward_weight(xv, gv, &g), [g.c, 1, g.kh, g.kw]);
@@ -76,11 +69,38 @@ impl DropnasBackend for Flex {
                     go.clone(),
                     conv.clone(),
                 );
-                let dw =
-                    <M as burn::tensor::ops::ModuleOps<M>>::conv2d_weight_backward(x, w, go, conv);
+                let dw = <M as burn::tensor::ops::ModuleOps<M>>::conv2d_weight_backward(x, w, go, conv);
                 (dx, dw)
             }
         }
+    }
+
+    fn pool3x3(x: FlexTensor, kind: PoolKind, stride: usize) -> FlexTensor {
+        let x = x.to_contiguous();
+        let shape = x.layout().shape().to_vec();
+        let g = PoolGeom { planes: shape[0] * shape[1], h: shape[2], w: shape[3], stride };
+        let Some(xs) = x.as_slice::<f32>() else {
+            return super::generic_pool3x3::<Flex>(x, kind, stride);
+        };
+        let out = match kind {
+            PoolKind::Max => pool_cpu::max_forward(xs, &g),
+            PoolKind::Avg => pool_cpu::avg_forward(xs, &g),
+        };
+        tensor(out, [shape[0], shape[1], g.out_h(), g.out_w()])
+    }
+
+    fn pool3x3_backward(x: FlexTensor, grad_out: FlexTensor, kind: PoolKind, stride: usize) -> FlexTensor {
+        let (x, go) = (x.to_contiguous(), grad_out.to_contiguous());
+        let shape = x.layout().shape().to_vec();
+        let g = PoolGeom { planes: shape[0] * shape[1], h: shape[2], w: shape[3], stride };
+        let (Some(xs), Some(gs)) = (x.as_slice::<f32>(), go.as_slice::<f32>()) else {
+            return super::generic_pool3x3_backward::<Flex>(x, go, kind, stride);
+        };
+        let dx = match kind {
+            PoolKind::Max => pool_cpu::max_backward(xs, gs, &g),
+            PoolKind::Avg => pool_cpu::avg_backward(gs, &g),
+        };
+        tensor(dx, [shape[0], shape[1], shape[2], shape[3]])
     }
 
     fn batch_norm_train(
@@ -105,9 +125,7 @@ impl DropnasBackend for Flex {
     ) -> (FlexTensor, Option<FlexTensor>, Option<FlexTensor>) {
         match batch_norm::train_backward(&x, gamma.as_ref(), &mean, &var, &grad_out, eps) {
             Some(out) => out,
-            None => {
-                super::generic_batch_norm_train_backward::<Flex>(x, gamma, mean, var, grad_out, eps)
-            }
+            None => super::generic_batch_norm_train_backward::<Flex>(x, gamma, mean, var, grad_out, eps),
         }
     }
 }
@@ -122,11 +140,7 @@ mod batch_norm {
     }
 
     pub fn geom(shape: &[usize]) -> BnGeom {
-        BnGeom {
-            n: shape[0],
-            c: shape[1],
-            hw: shape[2] * shape[3],
-        }
+        BnGeom { n: shape[0], c: shape[1], hw: shape[2] * shape[3] }
     }
 
     pub fn train(
@@ -168,12 +182,7 @@ mod batch_norm {
     ) -> Option<(FlexTensor, Option<FlexTensor>, Option<FlexTensor>)> {
         let shape = x.layout().shape().to_vec();
         let g = geom(&shape);
-        let (x, mean, var, go) = (
-            contiguous(x),
-            contiguous(mean),
-            contiguous(var),
-            contiguous(grad_out),
-        );
+        let (x, mean, var, go) = (contiguous(x), contiguous(mean), contiguous(var), contiguous(grad_out));
         let gamma = gamma.map(contiguous);
         let gs = match &gamma {
             Some(t) => Some(t.as_slice::<f32>()?),

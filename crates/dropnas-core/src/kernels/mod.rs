@@ -14,6 +14,10 @@ pub mod batch_norm_cpu;
 pub mod depthwise_cpu;
 #[cfg(feature = "flex")]
 mod flex;
+#[cfg(feature = "flex")]
+pub mod pool_cpu;
+#[cfg(all(test, feature = "flex"))]
+mod tests;
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::{ConvOptions, FloatTensor};
@@ -31,6 +35,13 @@ impl DepthwiseOptions {
     pub fn conv_options(&self, channels: usize) -> ConvOptions<2> {
         ConvOptions::new(self.stride, self.padding, self.dilation, channels)
     }
+}
+
+/// Which 3x3 pooling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Avg,
 }
 
 /// Burn's `Backend` with the operations dropnas specialises.
@@ -58,6 +69,22 @@ pub trait DropnasBackend: Backend {
         (dx, dw)
     }
 
+    /// 3x3 pooling with padding 1 and stride `stride`: max, or average without counting the
+    /// padding.
+    fn pool3x3(x: FloatTensor<Self>, kind: PoolKind, stride: usize) -> FloatTensor<Self> {
+        generic_pool3x3::<Self>(x, kind, stride)
+    }
+
+    /// Gradient of [`Self::pool3x3`] with respect to its input.
+    fn pool3x3_backward(
+        x: FloatTensor<Self>,
+        grad_out: FloatTensor<Self>,
+        kind: PoolKind,
+        stride: usize,
+    ) -> FloatTensor<Self> {
+        generic_pool3x3_backward::<Self>(x, grad_out, kind, stride)
+    }
+
     /// Training-mode batch normalisation over `(N, H, W)` of `x` `[N, C, H, W]`: returns the
     /// output, the batch mean and the biased batch variance (`[C]` each). `gamma`/`beta` are
     /// absent for BatchNorm without affine parameters.
@@ -79,12 +106,33 @@ pub trait DropnasBackend: Backend {
         var: FloatTensor<Self>,
         grad_out: FloatTensor<Self>,
         eps: f64,
-    ) -> (
-        FloatTensor<Self>,
-        Option<FloatTensor<Self>>,
-        Option<FloatTensor<Self>>,
-    ) {
+    ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>, Option<FloatTensor<Self>>) {
         generic_batch_norm_train_backward::<Self>(x, gamma, mean, var, grad_out, eps)
+    }
+}
+
+/// [`DropnasBackend::pool3x3`] with Burn's pooling: the default.
+pub fn generic_pool3x3<B: Backend>(x: FloatTensor<B>, kind: PoolKind, stride: usize) -> FloatTensor<B> {
+    match kind {
+        PoolKind::Max => B::max_pool2d(x, [3, 3], [stride, stride], [1, 1], [1, 1], false),
+        PoolKind::Avg => B::avg_pool2d(x, [3, 3], [stride, stride], [1, 1], false, false),
+    }
+}
+
+/// [`DropnasBackend::pool3x3_backward`] with Burn's pooling gradients: the default.
+pub fn generic_pool3x3_backward<B: Backend>(
+    x: FloatTensor<B>,
+    grad_out: FloatTensor<B>,
+    kind: PoolKind,
+    stride: usize,
+) -> FloatTensor<B> {
+    let s = [stride, stride];
+    match kind {
+        PoolKind::Max => {
+            let idx = B::max_pool2d_with_indices(x.clone(), [3, 3], s, [1, 1], [1, 1], false).indices;
+            B::max_pool2d_with_indices_backward(x, [3, 3], s, [1, 1], [1, 1], false, grad_out, idx).x_grad
+        }
+        PoolKind::Avg => B::avg_pool2d_backward(x, grad_out, [3, 3], s, [1, 1], false, false),
     }
 }
 
@@ -100,12 +148,7 @@ pub fn generic_batch_norm_train<B: Backend>(
     let [_, c, _, _] = x.dims();
     let mean = x.clone().mean_dim(3).mean_dim(2).mean_dim(0);
     let centered = x - mean.clone();
-    let var = centered
-        .clone()
-        .square()
-        .mean_dim(3)
-        .mean_dim(2)
-        .mean_dim(0);
+    let var = centered.clone().square().mean_dim(3).mean_dim(2).mean_dim(0);
     let mut scale = (var.clone() + eps).sqrt().recip();
     if let Some(g) = gamma {
         scale = scale * float::<B, 1>(g).reshape([1, c, 1, 1]);
@@ -126,25 +169,16 @@ pub fn generic_batch_norm_train_backward<B: Backend>(
     var: FloatTensor<B>,
     grad_out: FloatTensor<B>,
     eps: f64,
-) -> (
-    FloatTensor<B>,
-    Option<FloatTensor<B>>,
-    Option<FloatTensor<B>>,
-) {
+) -> (FloatTensor<B>, Option<FloatTensor<B>>, Option<FloatTensor<B>>) {
     let x = float::<B, 4>(x);
     let dy = float::<B, 4>(grad_out);
     let [_, c, _, _] = x.dims();
     let affine = gamma.is_some();
     let mean = float::<B, 1>(mean).reshape([1, c, 1, 1]);
-    let invstd = (float::<B, 1>(var).reshape([1, c, 1, 1]) + eps)
-        .sqrt()
-        .recip();
+    let invstd = (float::<B, 1>(var).reshape([1, c, 1, 1]) + eps).sqrt().recip();
     let xhat = (x - mean) * invstd.clone();
     let mean_dy = dy.clone().mean_dim(3).mean_dim(2).mean_dim(0);
-    let mean_dy_xhat = (dy.clone() * xhat.clone())
-        .mean_dim(3)
-        .mean_dim(2)
-        .mean_dim(0);
+    let mean_dy_xhat = (dy.clone() * xhat.clone()).mean_dim(3).mean_dim(2).mean_dim(0);
     let k = match gamma.clone() {
         Some(g) => invstd * float::<B, 1>(g).reshape([1, c, 1, 1]),
         None => invstd,
@@ -165,6 +199,11 @@ fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
     t.into_primitive().tensor()
 }
 
+/// 3x3 pooling with padding 1 (see [`DropnasBackend::pool3x3`]).
+pub fn pool3x3<B: DropnasBackend>(x: Tensor<B, 4>, kind: PoolKind, stride: usize) -> Tensor<B, 4> {
+    float(B::pool3x3(prim(x), kind, stride))
+}
+
 /// Training-mode batch normalisation (see [`DropnasBackend::batch_norm_train`]): output, batch
 /// mean and biased batch variance.
 pub fn batch_norm_train<B: DropnasBackend>(
@@ -183,15 +222,9 @@ fn weight_channels<B: Backend>(weight: &FloatTensor<B>) -> usize {
 }
 
 /// An autodiff backend whose inner backend also has the dropnas operations: what training runs on.
-pub trait DropnasAutodiffBackend:
-    AutodiffBackend<InnerBackend: DropnasBackend> + DropnasBackend
-{
-}
+pub trait DropnasAutodiffBackend: AutodiffBackend<InnerBackend: DropnasBackend> + DropnasBackend {}
 
-impl<B> DropnasAutodiffBackend for B where
-    B: AutodiffBackend<InnerBackend: DropnasBackend> + DropnasBackend
-{
-}
+impl<B> DropnasAutodiffBackend for B where B: AutodiffBackend<InnerBackend: DropnasBackend> + DropnasBackend {}
 
 /// Depthwise convolution of `x` by `weight` (`[C, 1, kh, kw]`).
 pub fn depthwise_conv2d<B: DropnasBackend>(
@@ -199,11 +232,7 @@ pub fn depthwise_conv2d<B: DropnasBackend>(
     weight: Tensor<B, 4>,
     options: DepthwiseOptions,
 ) -> Tensor<B, 4> {
-    let out = B::depthwise_conv2d(
-        x.into_primitive().tensor(),
-        weight.into_primitive().tensor(),
-        options,
-    );
+    let out = B::depthwise_conv2d(x.into_primitive().tensor(), weight.into_primitive().tensor(), options);
     Tensor::from_primitive(TensorPrimitive::Float(out))
 }
 

@@ -9,9 +9,7 @@ use std::path::PathBuf;
 pub fn shared_data(sub: &str) -> Option<PathBuf> {
     let root = std::env::var_os("DROPNAS_SHARED_DATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"))
-        });
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data")));
     let dir = root.join(sub);
     if dir.is_dir() {
         return Some(dir);

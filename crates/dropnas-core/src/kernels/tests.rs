@@ -1,0 +1,100 @@
+//! The CPU kernels against Burn's generic operations (the path GPUs take), forward and
+//! backward, on odd shapes the fixtures do not cover.
+
+use super::*;
+use burn::backend::{Autodiff, Flex};
+
+type A = Autodiff<Flex>;
+
+fn close(name: &str, a: Tensor<Flex, 4>, b: Tensor<Flex, 4>) {
+    let (a, b) = (a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap());
+    assert_eq!(a.len(), b.len(), "{name}");
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!((x - y).abs() <= 1e-5 * scale + 1e-5 * y.abs(), "{name}[{i}]: {x} vs {y}");
+    }
+}
+
+/// Deterministic pseudo-random values (tests run in parallel and share the backend's RNG).
+fn det<const D: usize>(shape: [usize; D], seed: u32) -> Tensor<Flex, D> {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n)
+        .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed.wrapping_mul(40503)) % 2001) as f32 / 1000.0 - 1.0)
+        .collect();
+    Tensor::from_data(burn::tensor::TensorData::new(v, shape), &Default::default())
+}
+
+fn input(shape: [usize; 4]) -> Tensor<Flex, 4> {
+    det(shape, 1)
+}
+
+#[test]
+fn pools_match_burn_on_odd_sizes() {
+    for (side, stride, kind) in [
+        (7, 1, PoolKind::Max),
+        (7, 2, PoolKind::Max),
+        (7, 1, PoolKind::Avg),
+        (7, 2, PoolKind::Avg),
+        (5, 2, PoolKind::Avg),
+        (1, 1, PoolKind::Max),
+    ] {
+        let x = input([2, 3, side, side]);
+        let ours = float::<Flex, 4>(Flex::pool3x3(prim(x.clone()), kind, stride));
+        let burn = float::<Flex, 4>(generic_pool3x3::<Flex>(prim(x.clone()), kind, stride));
+        close(&format!("{kind:?} {side} s{stride} forward"), ours.clone(), burn);
+        let g = det(ours.dims(), 9);
+        let ours = float::<Flex, 4>(Flex::pool3x3_backward(prim(x.clone()), prim(g.clone()), kind, stride));
+        let burn = float::<Flex, 4>(generic_pool3x3_backward::<Flex>(prim(x), prim(g), kind, stride));
+        close(&format!("{kind:?} {side} s{stride} backward"), ours, burn);
+    }
+}
+
+#[test]
+fn depthwise_and_batch_norm_match_burn_through_autodiff() {
+    for (k, s, p, d, side) in [(3, 1, 1, 1, 7), (5, 2, 2, 1, 7), (5, 1, 4, 2, 3), (3, 2, 2, 2, 6)] {
+        let x0 = input([3, 4, side, side]);
+        let w0 = det([4, 1, k, k], 2);
+        let opts = DepthwiseOptions { stride: [s, s], padding: [p, p], dilation: [d, d] };
+        let run = |custom: bool| {
+            let x = Tensor::<A, 4>::from_inner(x0.clone()).require_grad();
+            let w = Tensor::<A, 4>::from_inner(w0.clone()).require_grad();
+            let y = if custom {
+                depthwise_conv2d(x.clone(), w.clone(), opts)
+            } else {
+                burn::tensor::module::conv2d(x.clone(), w.clone(), None, opts.conv_options(4))
+            };
+            let gy = Tensor::<A, 4>::from_inner(det(y.dims(), 3));
+            let grads = (y.clone() * gy).sum().backward();
+            (y.inner(), x.grad(&grads).unwrap(), w.grad(&grads).unwrap())
+        };
+        let (a, b) = (run(true), run(false));
+        close("depthwise out", a.0, b.0);
+        close("depthwise dx", a.1, b.1);
+        close("depthwise dw", a.2, b.2);
+    }
+    let x0 = input([3, 5, 7, 7]);
+    let run = |custom: bool| {
+        let x = Tensor::<A, 4>::from_inner(x0.clone()).require_grad();
+        let g = Tensor::<A, 1>::from_inner(det([5], 4).add_scalar(1.0)).require_grad();
+        let b = Tensor::<A, 1>::from_inner(det([5], 5)).require_grad();
+        let (y, mean, var) = if custom {
+            batch_norm_train(x.clone(), Some(g.clone()), Some(b.clone()), 1e-5)
+        } else {
+            let (y, m, v) =
+                generic_batch_norm_train::<A>(prim(x.clone()), Some(prim(g.clone())), Some(prim(b.clone())), 1e-5);
+            (float(y), float(m), float(v))
+        };
+        let gy = Tensor::<A, 4>::from_inner(det(y.dims(), 6));
+        let grads = (y.clone() * gy).sum().backward();
+        let dg = g.grad(&grads).unwrap().reshape([1, 5, 1, 1]);
+        let db = b.grad(&grads).unwrap().reshape([1, 5, 1, 1]);
+        let stats = Tensor::cat(vec![mean.inner(), var.inner()], 0).reshape([1, 10, 1, 1]);
+        (y.inner(), x.grad(&grads).unwrap(), dg, db, stats)
+    };
+    let (a, b) = (run(true), run(false));
+    close("bn out", a.0, b.0);
+    close("bn dx", a.1, b.1);
+    close("bn dgamma", a.2, b.2);
+    close("bn dbeta", a.3, b.3);
+    close("bn stats", a.4, b.4);
+}
