@@ -28,7 +28,7 @@ impl<B: DropnasBackend> MixedOp<B> {
             if !keep[k] || op.is_zero() {
                 continue;
             }
-            let w = weights.clone().slice([k..k + 1]).reshape([1, 1, 1, 1]);
+            let w = weights.clone().narrow(0, k, 1).reshape([1, 1, 1, 1]);
             let term = op.forward(x.clone()) * w;
             out = Some(match out {
                 Some(acc) => acc + term,

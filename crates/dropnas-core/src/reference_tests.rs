@@ -116,7 +116,7 @@ fn search_network_matches_pytorch_under_masks() {
             assert_close(&key, &vec_of(w), fx.data(&key), RTOL, 1e-7);
         }
     }
-    let x: Tensor<B, 4> = fx.tensor(&"input", &device);
+    let x: Tensor<B, 4> = fx.tensor("input", &device);
     let logits = model.forward(x, &masks);
     assert_close("output", &vec_of(logits.clone()), fx.data("output"), RTOL, ATOL);
     let labels: Vec<i64> = fx.data("labels").iter().map(|&v| v as i64).collect();

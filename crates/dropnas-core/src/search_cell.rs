@@ -87,7 +87,7 @@ impl<B: DropnasBackend> SearchCell<B> {
             let keep = mask.node(i);
             let mut node: Option<Tensor<B, 4>> = None;
             for (j, edge) in edges.iter().enumerate() {
-                let w = weights[i].clone().slice([j..j + 1]).reshape([-1]);
+                let w = weights[i].clone().narrow(0, j, 1).reshape([-1]);
                 let out = edge.forward(states[j].clone(), w, &keep[j]);
                 node = Some(match node {
                     Some(acc) => acc + out,

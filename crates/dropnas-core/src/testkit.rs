@@ -39,10 +39,8 @@ impl Fixture {
         let path = fixtures_dir().join(file);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("safetensors header");
-        if self.config.is_null() {
-            if let Some(c) = meta.metadata().as_ref().and_then(|m| m.get("config")) {
-                self.config = serde_json::from_str(c).expect("config JSON");
-            }
+        if let (true, Some(c)) = (self.config.is_null(), meta.metadata().as_ref().and_then(|m| m.get("config"))) {
+            self.config = serde_json::from_str(c).expect("config JSON");
         }
         let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
         for (name, view) in st.tensors() {
@@ -185,7 +183,7 @@ pub fn assert_close(name: &str, actual: &[f32], expected: &[f32], rtol: f64, ato
         let (a, e) = (a as f64, e as f64);
         let err = (a - e).abs();
         let scaled = err / (atol + rtol * e.abs());
-        if !(scaled <= 1.0) {
+        if scaled > 1.0 || scaled.is_nan() {
             panic!("{name}[{i}]: {a} vs expected {e} (|diff| {err:.3e} > {atol:.1e} + {rtol:.1e}*|e|)");
         }
         let rel = err / e.abs().max(atol / rtol);

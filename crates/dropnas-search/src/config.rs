@@ -108,7 +108,7 @@ impl SearchConfig {
         if !(self.w_lr > 0.0 && self.w_lr <= 1.0) || self.w_lr_min < 0.0 || self.w_lr_min > self.w_lr {
             return Err(format!("need 0 < --w-lr-min <= --w-lr <= 1, got {} and {}", self.w_lr_min, self.w_lr));
         }
-        if self.init_channels % 2 != 0 {
+        if !self.init_channels.is_multiple_of(2) {
             return Err("--init-channels must be even (FactorizedReduce splits channels in two)".into());
         }
         Ok(())

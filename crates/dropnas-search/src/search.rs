@@ -301,9 +301,9 @@ pub fn run_search<B: DropnasAutodiffBackend>(
             pos.step = step + 1;
             pos.elapsed_s = started.elapsed().as_secs_f64();
             let out_of_steps = cfg.max_steps.is_some_and(|m| pos.global_step >= m);
-            if cfg.checkpoint_every > 0 && pos.step % cfg.checkpoint_every == 0 && pos.step < steps_per_epoch
-                || out_of_steps
-            {
+            let mid_epoch_checkpoint =
+                cfg.checkpoint_every > 0 && pos.step.is_multiple_of(cfg.checkpoint_every) && pos.step < steps_per_epoch;
+            if mid_epoch_checkpoint || out_of_steps {
                 save_checkpoint(&run, &cfg, &model, &opt, &mask_rng, &pos)?;
             }
             last = (pos.meters[0].avg(), pos.meters[1].avg());

@@ -120,7 +120,7 @@ impl AugmentConfig {
         if !(0.0..1.0).contains(&self.drop_path_prob) {
             return Err(format!("--drop-path-prob must be in [0, 1), got {}", self.drop_path_prob));
         }
-        if self.init_channels % 2 != 0 {
+        if !self.init_channels.is_multiple_of(2) {
             return Err("--init-channels must be even (FactorizedReduce splits channels in two)".into());
         }
         Ok(())

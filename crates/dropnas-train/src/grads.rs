@@ -129,7 +129,7 @@ pub fn ids_with_nonzero_first_grad<B: AutodiffBackend, M: AutodiffModule<B>>(
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
                 self.ids.push(param.id);
-                self.firsts.push(g.flatten::<1>(0, D - 1).slice([0..1]));
+                self.firsts.push(g.flatten::<1>(0, D - 1).narrow(0, 0, 1));
             }
         }
     }

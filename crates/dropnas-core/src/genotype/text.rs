@@ -13,6 +13,9 @@ use std::fmt;
 /// Intermediate nodes per cell, as in every DARTS-family network.
 pub const N_NODES: usize = 4;
 
+/// A parsed cell before validation: nodes of (edge, span of its index), and whether it was flat.
+type ParsedCell = (Vec<Vec<(Edge, (usize, usize))>>, bool);
+
 const FIELDS: [&str; 4] = ["normal", "normal_concat", "reduce", "reduce_concat"];
 
 /// A malformed genotype, with the position of the problem in the text.
@@ -241,8 +244,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A cell: nested `[[pair, pair], ...]` or flat `[pair, pair, ...]` (two per node).
-    #[allow(clippy::type_complexity)]
-    fn cell(&mut self, field: &str) -> Result<(Vec<Vec<(Edge, (usize, usize))>>, bool), GenotypeError> {
+    fn cell(&mut self, field: &str) -> Result<ParsedCell, GenotypeError> {
         let open = self.toks.get(self.pos).map(|t| (t.start, t.end));
         self.expect_punct('[')?;
         if self.is_punct('[') {
@@ -318,7 +320,7 @@ pub fn parse(text: &str) -> Result<Genotype, GenotypeError> {
         return Err(p.err(format!("expected `Genotype(`, found `{head}`"), Some(span)));
     }
     p.expect_punct('(')?;
-    let mut cells: [Option<(Vec<Vec<(Edge, (usize, usize))>>, bool)>; 2] = [None, None];
+    let mut cells: [Option<ParsedCell>; 2] = [None, None];
     let mut concats: [Option<(Concat, (usize, usize))>; 2] = [None, None];
     let mut seen: Vec<String> = Vec::new();
     while !p.is_punct(')') {
