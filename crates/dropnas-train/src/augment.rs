@@ -495,3 +495,56 @@ fn save_last<B: DropnasAutodiffBackend>(
     ckpt.save(&run.checkpoint_path())?;
     Ok(())
 }
+
+/// Timing of the augment training step on random data: what `dropnas bench augment` reports.
+pub mod bench {
+    use super::{AugmentConfig, augment_step, sgd};
+    use burn::tensor::{Distribution, Int, Tensor, TensorData};
+    use dropnas_core::drop_path::RandomDropPath;
+    use dropnas_core::genotype::Genotype;
+    use dropnas_core::{AugmentNetworkConfig, DropnasAutodiffBackend};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use std::time::Instant;
+
+    /// Seconds per step (median, min, max over `steps` after `warmup`) of `genotype` at
+    /// `layers` x `channels` with batch `batch` of 32x32x3 input, 10 classes, the auxiliary
+    /// head and drop path 0.2.
+    pub fn bench_augment<B: DropnasAutodiffBackend>(
+        genotype: Genotype,
+        layers: usize,
+        channels: usize,
+        batch: usize,
+        steps: usize,
+        warmup: usize,
+        device: B::Device,
+    ) -> Result<Vec<f64>, String> {
+        let net_cfg = AugmentNetworkConfig::new(32, 3, channels, 10, layers, true, genotype.clone());
+        net_cfg.validate()?;
+        B::seed(&device, 0);
+        let mut net = net_cfg.init::<B>(&device);
+        let cfg = AugmentConfig::new("bench", "cifar10", genotype);
+        let mut optim = sgd::<B>(&cfg);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut times = Vec::new();
+        for i in 0..warmup + steps {
+            let x = Tensor::<B, 4>::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+            let labels: Vec<i64> = (0..batch).map(|_| rng.random_range(0..10)).collect();
+            let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [batch]), &device);
+            let t0 = Instant::now();
+            let mut drop = RandomDropPath { prob: 0.2, rng: &mut rng };
+            let (next, report) = augment_step(net, &mut optim, x, y, &mut drop, cfg.aux_weight, cfg.grad_clip, cfg.lr);
+            net = next;
+            let loss: f64 = report.loss.into_scalar().elem();
+            if !loss.is_finite() {
+                return Err(format!("loss became {loss} at step {i}"));
+            }
+            if i >= warmup {
+                times.push(t0.elapsed().as_secs_f64());
+            }
+        }
+        Ok(times)
+    }
+
+    use burn::tensor::ElementConversion;
+}

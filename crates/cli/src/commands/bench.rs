@@ -5,12 +5,57 @@ use crate::UserError;
 use crate::device::{BackendTask, DeviceSpec, dispatch};
 use anyhow::Result;
 use dropnas_core::DropnasAutodiffBackend;
-use dropnas_search::bench::{BenchConfig, BenchResult, bench_search};
+use dropnas_search::bench::{BenchConfig, BenchResult, bench_search, peak_rss_mib, summarize};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchCommand {
     /// One full DropNAS search step (both phases, alpha adjustment) on random 32x32x3 input
     Search(SearchBenchArgs),
+    /// One augment training step (auxiliary head, drop path 0.2) on random 32x32x3 input
+    Augment(AugmentBenchArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct AugmentBenchArgs {
+    /// Genotype text, @file, a search run folder or a name
+    #[arg(long, default_value = "dropnas-cifar10")]
+    pub genotype: String,
+    #[arg(long, default_value_t = 20)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 36)]
+    pub init_channels: usize,
+    #[arg(long, default_value_t = 96)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    #[arg(long)]
+    pub device: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct AugmentBench(AugmentBenchArgs, dropnas_core::Genotype);
+
+impl BackendTask for AugmentBench {
+    type Output = Result<BenchResult>;
+
+    fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<BenchResult> {
+        let a = self.0;
+        let times = dropnas_train::augment::bench::bench_augment::<B>(
+            self.1,
+            a.layers,
+            a.init_channels,
+            a.batch_size,
+            a.steps,
+            a.warmup,
+            device,
+        )
+        .map_err(UserError::new)?;
+        let (median_s, min_s, max_s) = summarize(times);
+        Ok(BenchResult { median_s, min_s, max_s, peak_rss_mib: peak_rss_mib(), steps: a.steps })
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -87,6 +132,15 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             let what =
                 format!("search step (layers {}, channels {}, batch {})", a.layers, a.init_channels, a.batch_size);
             let r = dispatch(&spec, SearchBench(a))?;
+            print(&r, json, &what, &spec);
+        }
+        BenchCommand::Augment(a) => {
+            let spec = DeviceSpec::resolve(a.device.as_deref())?;
+            let genotype = crate::genotype_arg::resolve_genotype(&a.genotype)?;
+            let json = a.json;
+            let what =
+                format!("augment step (layers {}, channels {}, batch {})", a.layers, a.init_channels, a.batch_size);
+            let r = dispatch(&spec, AugmentBench(a, genotype))?;
             print(&r, json, &what, &spec);
         }
     }
