@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--drop-path", type=float, default=0.2)
     ap.add_argument("--aux-weight", type=float, default=0.4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
 
@@ -40,10 +41,11 @@ def main():
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)
     aux = args.aux_weight > 0
-    model = R.AugmentNetwork(32, 3, args.init_channels, 10, args.layers, aux, args.genotype).train()
+    dev = torch.device(args.device)
+    model = R.AugmentNetwork(32, 3, args.init_channels, 10, args.layers, aux, args.genotype).train().to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
-    x = torch.randn(args.batch_size, 3, 32, 32)
-    y = torch.randint(0, 10, (args.batch_size,))
+    x = torch.randn(args.batch_size, 3, 32, 32, device=dev)
+    y = torch.randint(0, 10, (args.batch_size,), device=dev)
 
     def step():
         opt.zero_grad(set_to_none=False)
@@ -58,7 +60,7 @@ def main():
     name = args.genotype if args.genotype in R.NAMED_GENOTYPES else "custom"
     bench_common.run(step, args.steps, args.warmup, args.json, "augment step",
                      {"genotype": name, "layers": args.layers, "C": args.init_channels,
-                      "batch": args.batch_size, "threads": args.threads})
+                      "batch": args.batch_size, "threads": args.threads, "device": args.device}, args.device)
 
 
 if __name__ == "__main__":

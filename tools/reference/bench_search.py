@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--space", default="original", choices=sorted(R.SEARCH_SPACES))
     ap.add_argument("--drop-rate", type=float, default=3e-5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args()
 
@@ -38,12 +39,13 @@ def main():
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed + 1)
     n_ops = len(R.space_ops(args.space))
-    model = R.SearchNetwork(3, args.init_channels, 10, args.layers, args.space).train()
-    alphas = R.Alphas(4, n_ops)
+    dev = torch.device(args.device)
+    model = R.SearchNetwork(3, args.init_channels, 10, args.layers, args.space).train().to(dev)
+    alphas = R.Alphas(4, n_ops).to(dev)
     w_opt = torch.optim.SGD(model.parameters(), lr=0.0375, momentum=0.9, weight_decay=0)
     a_opt = torch.optim.Adam(alphas.parameters(), lr=3e-4, betas=(0.5, 0.999), eps=1e-8, weight_decay=0)
-    x = torch.randn(args.batch_size, 3, 32, 32)
-    y = torch.randint(0, 10, (args.batch_size,))
+    x = torch.randn(args.batch_size, 3, 32, 32, device=dev)
+    y = torch.randint(0, 10, (args.batch_size,), device=dev)
     rates = [args.drop_rate, args.drop_rate]
 
     def step():
@@ -53,7 +55,7 @@ def main():
 
     bench_common.run(step, args.steps, args.warmup, args.json, "search step",
                      {"layers": args.layers, "C": args.init_channels, "batch": args.batch_size,
-                      "threads": args.threads, "space": args.space})
+                      "threads": args.threads, "space": args.space, "device": args.device}, args.device)
 
 
 if __name__ == "__main__":

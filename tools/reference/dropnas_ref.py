@@ -282,7 +282,7 @@ def mixing_weights(alpha: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
 
     w_k = exp(a_k) / sum_{kept k'} exp(a_k') for kept k (computed as a softmax with the dropped
     entries set to -inf, i.e. shifted by the row max of the kept entries)."""
-    keep = keep.bool()
+    keep = keep.to(alpha.device).bool()
     assert bool(keep.any(dim=-1).all()), "every edge keeps at least one op"
     return torch.softmax(alpha.masked_fill(~keep, float("-inf")), dim=-1)
 
@@ -341,7 +341,7 @@ def edge_ratios(alpha_list, mask_list):
     out = []
     for a, m in zip(alpha_list, mask_list):
         e = torch.exp(a.detach().double())
-        out.append((e * m.double()).sum(-1) / e.sum(-1))
+        out.append((e * m.to(e.device).double()).sum(-1) / e.sum(-1))
     return out
 
 
@@ -351,7 +351,7 @@ def adjust_alphas(alpha_list, mask_list, ratios):
     U/R = sum exp(alpha) over kept/dropped (float64 from the float32 values); add in float32."""
     ks = []
     for a, m, r in zip(alpha_list, mask_list, ratios):
-        keep = m.bool()
+        keep = m.to(a.device).bool()
         k_row = torch.zeros(a.shape[0], dtype=torch.float64)
         for e in range(a.shape[0]):
             if bool(keep[e].all()):
@@ -508,7 +508,7 @@ def apply_drop_path(x, source):
     m = source.next(x.shape[0])
     if m is None:
         return x
-    return x * m.view(-1, 1, 1, 1)
+    return x * m.to(x.device).view(-1, 1, 1, 1)
 
 
 class AugmentEdge(nn.Module):

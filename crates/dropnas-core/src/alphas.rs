@@ -121,3 +121,59 @@ pub fn masked_softmax<B: Backend>(alpha: Tensor<B, 2>, keep: Tensor<B, 2>) -> Te
     let e = (alpha - shift).exp() * keep;
     e.clone() / e.sum_dim(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+
+    type A = Autodiff<Flex>;
+
+    #[test]
+    fn masked_softmax_normalises_over_kept_ops_only_and_gives_dropped_ops_no_gradient() {
+        let device = Default::default();
+        let alpha = Tensor::<A, 2>::from_data(
+            TensorData::new(vec![0.5f32, -1.0, 2.0, 0.1, 0.3, 0.3, 0.3, 0.3], [2, 4]),
+            &device,
+        )
+        .require_grad();
+        let keep = Tensor::<A, 2>::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0], [2, 4]),
+            &device,
+        );
+        let w = masked_softmax(alpha.clone(), keep);
+        let v = w.clone().into_data().to_vec::<f32>().unwrap();
+        // row 0: exp over {0.5, 2.0, 0.1}; the dropped op has weight 0
+        let z: f64 = [0.5f64, 2.0, 0.1].iter().map(|a| a.exp()).sum();
+        for (got, want) in v[..4].iter().zip([0.5f64.exp() / z, 0.0, 2.0f64.exp() / z, 0.1f64.exp() / z]) {
+            assert!((*got as f64 - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        // row 1: a single kept op gets all the mass
+        assert_eq!(&v[4..], &[0.0, 1.0, 0.0, 0.0]);
+        // a loss on the weights reaches only the kept alphas
+        let coef = Tensor::<A, 2>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], [2, 4]),
+            &device,
+        );
+        let grads = (w * coef).sum().backward();
+        let g = alpha.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+        assert_eq!(g[1], 0.0, "dropped op of row 0");
+        assert!(g[0] != 0.0 && g[2] != 0.0 && g[3] != 0.0);
+        // row 1 has one kept op: its weight is constantly 1, so no alpha of the row moves
+        assert!(g[4..].iter().all(|&x| x == 0.0), "{g:?}");
+    }
+
+    #[test]
+    fn rows_round_trip_and_set_rows_keeps_parameter_ids() {
+        let device = Default::default();
+        let alphas = Alphas::<A>::new(4, 8, &device);
+        let ids: Vec<_> = alphas.normal.iter().map(|p| p.id).collect();
+        let mut rows = alphas.rows(CellType::Normal);
+        assert_eq!(rows.len(), 14);
+        rows[3][5] = 0.25;
+        let alphas = alphas.set_rows(CellType::Normal, &rows);
+        assert_eq!(alphas.rows(CellType::Normal), rows);
+        assert_eq!(alphas.normal.iter().map(|p| p.id).collect::<Vec<_>>(), ids);
+        assert!(alphas.normal[0].val().is_require_grad());
+    }
+}

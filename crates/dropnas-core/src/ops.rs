@@ -46,7 +46,11 @@ impl<B: DropnasBackend> FactorizedReduce<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = relu(x);
+        self.forward_from_relu(relu(x))
+    }
+
+    /// The forward of an input that already went through the op's leading ReLU.
+    pub fn forward_from_relu(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         let shifted = x.clone().slice([0..n, 0..c, 1..h, 1..w]);
         let out = Tensor::cat(vec![self.conv1.forward(x), self.conv2.forward(shifted)], 1);
@@ -82,7 +86,12 @@ impl<B: DropnasBackend> DilConv<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.pointwise.forward(self.depthwise.forward(relu(x))))
+        self.forward_from_relu(relu(x))
+    }
+
+    /// The forward of an input that already went through the op's leading ReLU.
+    pub fn forward_from_relu(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.bn.forward(self.pointwise.forward(self.depthwise.forward(x)))
     }
 }
 
@@ -104,6 +113,11 @@ impl<B: DropnasBackend> SepConv<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.second.forward(self.first.forward(x))
+    }
+
+    /// The forward of an input that already went through the op's leading ReLU.
+    pub fn forward_from_relu(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.second.forward(self.first.forward_from_relu(x))
     }
 }
 
@@ -132,7 +146,12 @@ impl<B: DropnasBackend> FacConv<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.conv_7x1.forward(self.conv_1x7.forward(relu(x))))
+        self.forward_from_relu(relu(x))
+    }
+
+    /// The forward of an input that already went through the op's leading ReLU.
+    pub fn forward_from_relu(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.bn.forward(self.conv_7x1.forward(self.conv_1x7.forward(x)))
     }
 }
 
@@ -211,6 +230,23 @@ impl<B: DropnasBackend> Op<B> {
             Op::SepConv(s) => s.forward(x),
             Op::DilConv(d) => d.forward(x),
             Op::FacConv(f) => f.forward(x),
+        }
+    }
+
+    /// Whether the op starts with a ReLU of its input (then [`Self::forward_from_relu`] applies).
+    pub fn starts_with_relu(&self) -> bool {
+        matches!(self, Op::FactorizedReduce(_) | Op::SepConv(_) | Op::DilConv(_) | Op::FacConv(_))
+    }
+
+    /// The forward of `relu(x)` for an op that [starts with a ReLU](Self::starts_with_relu):
+    /// the ops of a mixed-op edge share one ReLU of their common input.
+    pub fn forward_from_relu(&self, x_relu: Tensor<B, 4>) -> Tensor<B, 4> {
+        match self {
+            Op::FactorizedReduce(f) => f.forward_from_relu(x_relu),
+            Op::SepConv(s) => s.forward_from_relu(x_relu),
+            Op::DilConv(d) => d.forward_from_relu(x_relu),
+            Op::FacConv(f) => f.forward_from_relu(x_relu),
+            _ => panic!("forward_from_relu on an op without a leading ReLU"),
         }
     }
 

@@ -106,3 +106,91 @@ pub fn alpha_decay<B: AutodiffBackend, M: AutodiffModule<B>>(
     alphas.visit(&mut v);
     v.out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::{Int, TensorData};
+    use dropnas_core::{SearchNetworkConfig, SearchSpace, StepMasks};
+    use dropnas_train::grads::ids_with_nonzero_first_grad;
+
+    type A = Autodiff<Flex>;
+
+    #[test]
+    fn weight_decay_only_touches_what_got_a_gradient() {
+        let device = Default::default();
+        let cfg = SearchNetworkConfig::new(1, 2, 3, 1, SearchSpace::named("original").unwrap());
+        let model = cfg.init::<A>(&device);
+        // drop every parameterised op of every edge but the first: their weights get no gradient
+        let mut masks = StepMasks::keep_all(4, 8);
+        for cell in [&mut masks.normal, &mut masks.reduce] {
+            for (e, row) in cell.keep.iter_mut().enumerate() {
+                if e > 0 {
+                    row[..4].iter_mut().for_each(|k| *k = false);
+                }
+            }
+        }
+        let x = Tensor::<A, 4>::from_data(
+            TensorData::new((0..64).map(|i| (i % 7) as f32 / 7.0).collect::<Vec<_>>(), [1, 1, 8, 8]),
+            &device,
+        );
+        let y = Tensor::<A, 1, Int>::from_data(TensorData::new(vec![1i64], [1]), &device);
+        let logits = model.forward(x, &masks);
+        let loss = burn::nn::loss::CrossEntropyLossConfig::new().init(&device).forward(logits, y);
+        let mut grads = loss.backward();
+        let w_grads = GradientsParams::from_module(&mut grads, &model.net);
+        let selected: HashSet<ParamId> = ids_with_nonzero_first_grad(&model.net, &w_grads).into_iter().collect();
+        let decay = weight_decay(&model.net, &selected, 3e-4);
+        let infos = dropnas_core::params::param_infos::<A, _>(&model.net);
+        let mut decayed_paths = Vec::new();
+        for info in &infos {
+            let has = decay.grads.get::<Flex, 4>(info.id).is_some()
+                || decay.grads.get::<Flex, 2>(info.id).is_some()
+                || decay.grads.get::<Flex, 1>(info.id).is_some();
+            assert_eq!(has, selected.contains(&info.id), "{}", info.path);
+            if has {
+                decayed_paths.push(info.path.clone());
+            }
+        }
+        // the dropped sep/dil convolutions of edge 1 are not decayed; the stem is
+        assert!(decayed_paths.iter().any(|p| p.starts_with("stem.conv")));
+        assert!(!decayed_paths.iter().any(|p| p.starts_with("cells.0.dag.0.1.ops.0")));
+        assert!(decayed_paths.iter().any(|p| p.starts_with("cells.0.dag.0.0.ops.0")));
+        // the value is rate * sum ||W||^2 over exactly those tensors
+        let want: f64 = 3e-4
+            * infos
+                .iter()
+                .filter(|i| selected.contains(&i.id))
+                .map(|i| {
+                    dropnas_core::testkit::values_by_path(&model.net)[&i.path]
+                        .iter()
+                        .map(|v| (*v as f64).powi(2))
+                        .sum::<f64>()
+                })
+                .sum::<f64>();
+        let got = decay.loss.unwrap().into_scalar() as f64;
+        assert!((got - want).abs() <= 1e-5 * want, "{got} vs {want}");
+    }
+
+    #[test]
+    fn alpha_decay_masks_entries_by_gradient_size() {
+        let device = Default::default();
+        let alphas = dropnas_core::Alphas::<A>::new(1, 3, &device);
+        let id = alphas.normal[0].id;
+        let mut g = GradientsParams::new();
+        g.register::<Flex, 2>(
+            id,
+            Tensor::from_data(TensorData::new(vec![1e-3f32, 5e-8, -2e-7, 0.0, -1.0, 1e-7], [2, 3]), &device),
+        );
+        let masks = alpha_decay_masks(&alphas, &g);
+        assert_eq!(masks.len(), 1);
+        assert_eq!(masks[0].1.clone().into_data().to_vec::<f32>().unwrap(), vec![1.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+        let d = alpha_decay(&alphas, &masks, 1e-3);
+        let a = alphas.normal[0].val().inner().into_data().to_vec::<f32>().unwrap();
+        let grad = d.grads.get::<Flex, 2>(id).unwrap().into_data().to_vec::<f32>().unwrap();
+        for (i, m) in [1.0f32, 0.0, 1.0, 0.0, 1.0, 0.0].iter().enumerate() {
+            assert!((grad[i] - 2e-3 * a[i] * m).abs() < 1e-12);
+        }
+    }
+}
