@@ -23,34 +23,42 @@ impl PoolGeom {
     }
 }
 
-/// The in-bounds rows (or columns) of the window centred on `o * stride`.
-fn window(o: usize, stride: usize, len: usize) -> std::ops::Range<usize> {
-    let c = o * stride;
-    c.saturating_sub(1)..(c + 2).min(len)
+/// The in-bounds rows (or columns) of the window centred on `o * stride`, for every output `o`.
+fn windows(out: usize, stride: usize, len: usize) -> Vec<(usize, usize)> {
+    (0..out)
+        .map(|o| {
+            let c = o * stride;
+            (c.saturating_sub(1), (c + 2).min(len))
+        })
+        .collect()
 }
 
-/// Index (in the plane) of the first maximum of the window at `(oy, ox)`, as PyTorch picks it.
-fn argmax(plane: &[f32], g: &PoolGeom, oy: usize, ox: usize) -> usize {
-    let mut best = (usize::MAX, f32::NEG_INFINITY);
-    for iy in window(oy, g.stride, g.h) {
-        for ix in window(ox, g.stride, g.w) {
-            let v = plane[iy * g.w + ix];
-            if best.0 == usize::MAX || v > best.1 || v.is_nan() {
-                best = (iy * g.w + ix, v);
+/// Index (in the plane) of the first maximum of a window, as PyTorch picks it (a NaN wins).
+#[inline]
+fn argmax(plane: &[f32], w: usize, rows: (usize, usize), cols: (usize, usize)) -> usize {
+    let mut best = rows.0 * w + cols.0;
+    let mut best_v = plane[best];
+    for iy in rows.0..rows.1 {
+        let row = &plane[iy * w..iy * w + cols.1];
+        for (ix, &v) in row.iter().enumerate().skip(cols.0) {
+            if v > best_v || v.is_nan() {
+                best_v = v;
+                best = iy * w + ix;
             }
         }
     }
-    best.0
+    best
 }
 
 pub fn max_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
+    let (rows, cols) = (windows(oh, g.stride, g.h), windows(ow, g.stride, g.w));
     let mut out = vec![0.0f32; g.planes * oh * ow];
     out.par_chunks_mut(oh * ow).enumerate().for_each(|(p, o)| {
         let plane = &x[p * g.h * g.w..(p + 1) * g.h * g.w];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                o[oy * ow + ox] = plane[argmax(plane, g, oy, ox)];
+        for (oy, &r) in rows.iter().enumerate() {
+            for (ox, &c) in cols.iter().enumerate() {
+                o[oy * ow + ox] = plane[argmax(plane, g.w, r, c)];
             }
         }
     });
@@ -59,13 +67,14 @@ pub fn max_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
 
 pub fn max_backward(x: &[f32], grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
+    let (rows, cols) = (windows(oh, g.stride, g.h), windows(ow, g.stride, g.w));
     let mut dx = vec![0.0f32; x.len()];
     dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(p, d)| {
         let plane = &x[p * g.h * g.w..(p + 1) * g.h * g.w];
         let go = &grad_out[p * oh * ow..(p + 1) * oh * ow];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                d[argmax(plane, g, oy, ox)] += go[oy * ow + ox];
+        for (oy, &r) in rows.iter().enumerate() {
+            for (ox, &c) in cols.iter().enumerate() {
+                d[argmax(plane, g.w, r, c)] += go[oy * ow + ox];
             }
         }
     });
@@ -74,20 +83,17 @@ pub fn max_backward(x: &[f32], grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
 
 pub fn avg_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
+    let (rows, cols) = (windows(oh, g.stride, g.h), windows(ow, g.stride, g.w));
     let mut out = vec![0.0f32; g.planes * oh * ow];
     out.par_chunks_mut(oh * ow).enumerate().for_each(|(p, o)| {
         let plane = &x[p * g.h * g.w..(p + 1) * g.h * g.w];
-        for oy in 0..oh {
-            let rows = window(oy, g.stride, g.h);
-            for ox in 0..ow {
-                let cols = window(ox, g.stride, g.w);
+        for (oy, &(r0, r1)) in rows.iter().enumerate() {
+            for (ox, &(c0, c1)) in cols.iter().enumerate() {
                 let mut s = 0.0f32;
-                for iy in rows.clone() {
-                    for ix in cols.clone() {
-                        s += plane[iy * g.w + ix];
-                    }
+                for iy in r0..r1 {
+                    s += plane[iy * g.w + c0..iy * g.w + c1].iter().sum::<f32>();
                 }
-                o[oy * ow + ox] = s / (rows.len() * cols.len()) as f32;
+                o[oy * ow + ox] = s / ((r1 - r0) * (c1 - c0)) as f32;
             }
         }
     });
@@ -96,18 +102,15 @@ pub fn avg_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
 
 pub fn avg_backward(grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
+    let (rows, cols) = (windows(oh, g.stride, g.h), windows(ow, g.stride, g.w));
     let mut dx = vec![0.0f32; g.planes * g.h * g.w];
     dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(p, d)| {
         let go = &grad_out[p * oh * ow..(p + 1) * oh * ow];
-        for oy in 0..oh {
-            let rows = window(oy, g.stride, g.h);
-            for ox in 0..ow {
-                let cols = window(ox, g.stride, g.w);
-                let v = go[oy * ow + ox] / (rows.len() * cols.len()) as f32;
-                for iy in rows.clone() {
-                    for ix in cols.clone() {
-                        d[iy * g.w + ix] += v;
-                    }
+        for (oy, &(r0, r1)) in rows.iter().enumerate() {
+            for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                let v = go[oy * ow + ox] / ((r1 - r0) * (c1 - c0)) as f32;
+                for iy in r0..r1 {
+                    d[iy * g.w + c0..iy * g.w + c1].iter_mut().for_each(|x| *x += v);
                 }
             }
         }
