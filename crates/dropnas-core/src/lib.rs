@@ -19,8 +19,8 @@ pub mod kernels;
 pub mod mixed_op;
 pub mod ops;
 pub mod params;
-#[cfg(test)]
-mod reference_tests;
+#[cfg(any(test, feature = "testkit"))]
+pub mod reference;
 pub mod search_cell;
 pub mod search_network;
 pub mod search_space;

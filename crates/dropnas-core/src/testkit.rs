@@ -7,8 +7,16 @@ use burn::tensor::{Tensor, TensorData};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// `tools/fixtures` of this workspace.
+/// The reference fixtures: `$DROPNAS_FIXTURES`, else `tools/fixtures` under the current
+/// folder (a checkout's root), else this workspace's `tools/fixtures`.
 pub fn fixtures_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("DROPNAS_FIXTURES") {
+        return dir.into();
+    }
+    let local = PathBuf::from("tools/fixtures");
+    if local.is_dir() {
+        return local;
+    }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/fixtures")
 }
 

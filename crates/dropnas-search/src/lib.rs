@@ -14,5 +14,5 @@ pub mod step;
 pub use config::SearchConfig;
 pub use search::{SearchError, SearchOutcome, run_search};
 
-#[cfg(test)]
-mod reference_tests;
+#[cfg(any(test, feature = "testkit"))]
+pub mod reference;

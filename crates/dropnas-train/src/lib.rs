@@ -15,5 +15,5 @@ pub mod records;
 pub mod run_dir;
 pub mod schedule;
 
-#[cfg(test)]
-mod reference_tests;
+#[cfg(any(test, feature = "testkit"))]
+pub mod reference;

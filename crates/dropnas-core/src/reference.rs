@@ -2,6 +2,9 @@
 //! `tools/fixtures`): every op forward and backward, a whole search network forward and
 //! backward under dropout masks, a whole augment network (train with drop path and auxiliary
 //! head, and eval), and parameter counts.
+//!
+//! The checks are generic over the backend: the tests run them on the CPU, on the GPU backends
+//! compiled in, and `dropnas selftest` runs them on any device. They panic on a mismatch.
 
 use crate::alphas::CellType;
 use crate::augment_network::AugmentNetworkConfig;
@@ -10,16 +13,20 @@ use crate::dropout::{CellMask, StepMasks};
 use crate::genotype::named::named;
 use crate::kernels::DropnasAutodiffBackend;
 use crate::ops::{FactorizedReduce, Op, StdConv};
+#[cfg(test)]
 use crate::params::count_params;
 use crate::search_network::SearchNetworkConfig;
 use crate::search_space::{OpKind, SearchSpace};
 use crate::testkit::{Fixture, assert_close, grads_by_path, values_by_path};
+#[cfg(test)]
 use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::{Tensor, TensorData};
 
 /// The CPU backend: agreement to 1e-5 relative. GPU backends are held to 1e-4 (see the bottom).
+#[cfg(test)]
 type Cpu = Autodiff<Flex>;
+#[cfg(test)]
 const CPU_RTOL: f64 = 1e-5;
 
 fn vec_of<const D: usize>(t: Tensor<impl burn::tensor::backend::Backend, D>) -> Vec<f32> {
@@ -70,7 +77,7 @@ fn every_op_matches_pytorch_forward_and_backward() {
     every_op::<Cpu>(&Default::default(), CPU_RTOL);
 }
 
-fn every_op<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
+pub fn every_op<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
     let fx = Fixture::load("ops");
     let mut cases = 0;
     for (kind, name, _) in OpKind::ALL {
@@ -106,7 +113,7 @@ fn search_network_matches_pytorch_under_masks() {
     search_network::<Cpu>(&Default::default(), CPU_RTOL);
 }
 
-fn search_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
+pub fn search_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
     let (device, atol) = (device.clone(), rtol / 10.0);
     let mut fx = Fixture::load("search_network");
     fx.add_file("search_network.grad.safetensors");
@@ -163,7 +170,7 @@ fn augment_network_matches_pytorch_train_and_eval() {
     augment_network::<Cpu>(&Default::default(), CPU_RTOL);
 }
 
-fn augment_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
+pub fn augment_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
     let (device, atol) = (device.clone(), rtol / 10.0);
     let fx = Fixture::load("augment_network");
     let cfg = AugmentNetworkConfig::new(32, 3, 4, 10, 3, true, named("dropnas-cifar10").unwrap());
@@ -192,7 +199,7 @@ fn augment_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
 }
 
 /// `aux_head.conv2.weight` is too large for a fixture; the reference generates it.
-pub(crate) fn with_generated_aux_weight<Bk: burn::tensor::backend::Backend>(
+pub fn with_generated_aux_weight<Bk: burn::tensor::backend::Backend>(
     mut net: crate::AugmentNetwork<Bk>,
 ) -> crate::AugmentNetwork<Bk> {
     let head = net.aux_head.as_mut().expect("aux head");
@@ -207,6 +214,7 @@ pub(crate) fn with_generated_aux_weight<Bk: burn::tensor::backend::Backend>(
     net
 }
 
+#[cfg(test)]
 #[test]
 fn parameter_counts_equal_pytorch() {
     let text = std::fs::read_to_string(crate::testkit::fixtures_dir().join("param_counts.json")).unwrap();
@@ -253,7 +261,7 @@ fn parameter_counts_equal_pytorch() {
 
 /// The same comparisons on every GPU backend compiled in, held to 1e-4 relative: the CPU and the
 /// GPU then agree with the reference, and so with each other.
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
+#[cfg(all(test, any(feature = "wgpu", feature = "cuda")))]
 mod gpu {
     use super::*;
 

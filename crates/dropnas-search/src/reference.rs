@@ -4,6 +4,7 @@
 //! adjustment, the partial-decay selection, and every weight and BatchNorm buffer.
 
 use crate::step::{DropNasOptimizers, StepConfig, StepSchedule, dropnas_step};
+#[cfg(test)]
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Int, Tensor, TensorData};
 use dropnas_core::dropout::{CellMask, StepMasks};
@@ -13,6 +14,7 @@ use dropnas_core::{SearchNetworkConfig, SearchSpace, Supernet};
 use std::collections::BTreeSet;
 
 /// The CPU backend: agreement to 1e-5 relative; GPU backends to 1e-4 (see the bottom).
+#[cfg(test)]
 type Cpu = Autodiff<Flex>;
 
 fn masks(fx: &Fixture, s: usize) -> StepMasks {
@@ -44,7 +46,7 @@ fn two_dropnas_steps_match_pytorch_phase_by_phase() {
     two_steps::<Cpu>(&Default::default(), 1e-5);
 }
 
-fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
+pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
     let device = device.clone();
     let init = Fixture::load("search_network");
     let fx = Fixture::load("search_step");
@@ -111,7 +113,7 @@ fn init_or<B: burn::tensor::backend::Backend>(fx: &Fixture, key: &str, device: &
 }
 
 /// The same two steps on every GPU backend compiled in, held to 1e-4 relative.
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
+#[cfg(all(test, any(feature = "wgpu", feature = "cuda")))]
 mod gpu {
     #[cfg(feature = "wgpu")]
     #[test]

@@ -3,36 +3,25 @@
 //! BatchNorm buffer.
 
 use crate::augment::{AugmentConfig, augment_step, sgd};
+#[cfg(test)]
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use dropnas_core::AugmentNetworkConfig;
 use dropnas_core::drop_path::FixedDropPath;
 use dropnas_core::genotype::named::named;
 use dropnas_core::testkit::{Fixture, assert_close, values_by_path};
-use dropnas_core::{AugmentNetwork, AugmentNetworkConfig};
 
 /// The CPU backend: agreement to 1e-5 relative; GPU backends to 1e-4 (see the bottom).
+#[cfg(test)]
 type Cpu = Autodiff<Flex>;
-
-/// The reference generates this 1.5 MB weight instead of storing it.
-fn generated_aux_weight<B: dropnas_core::DropnasAutodiffBackend>(net: AugmentNetwork<B>) -> AugmentNetwork<B> {
-    let mut net = net;
-    let head = net.aux_head.as_mut().expect("aux head");
-    let shape = head.conv2.weight.dims();
-    let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n).map(|i| ((((i * 7919 + 13) % 2003) as f64 - 1001.0) / 1001.0 * 0.04) as f32).collect();
-    let device = head.conv2.weight.device();
-    head.conv2.weight =
-        head.conv2.weight.clone().map(|_| Tensor::from_data(TensorData::new(data, shape), &device).require_grad());
-    net
-}
 
 #[test]
 fn two_augment_steps_match_pytorch() {
     two_steps::<Cpu>(&Default::default(), 1e-5);
 }
 
-fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
+pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
     let device = device.clone();
     let init = Fixture::load("augment_network");
     let fx = Fixture::load("augment_step");
@@ -40,7 +29,7 @@ fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rtol: 
     let net_cfg = AugmentNetworkConfig::new(32, 3, 4, 10, 3, true, genotype.clone());
     let (net, missing) = init.load_into(net_cfg.init::<B>(&device), "param.");
     assert_eq!(missing, vec!["param.aux_head.conv2.weight".to_string()]);
-    let mut net = generated_aux_weight(net);
+    let mut net = dropnas_core::reference::with_generated_aux_weight(net);
     let initial_aux = values_by_path(&net)["aux_head.conv2.weight"].clone();
     let cfg = AugmentConfig::new("t", "cifar10", genotype);
     let mut optim = sgd::<B>(&cfg);
@@ -101,7 +90,7 @@ fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rtol: 
 }
 
 /// The same two steps on every GPU backend compiled in, held to 1e-4 relative.
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
+#[cfg(all(test, any(feature = "wgpu", feature = "cuda")))]
 mod gpu {
     #[cfg(feature = "wgpu")]
     #[test]

@@ -1,0 +1,97 @@
+//! `dropnas selftest`: the reference-fixture checks on a device, to confirm that a backend
+//! (a new GPU, a driver update) reproduces the independent PyTorch implementation.
+
+use crate::device::{BackendTask, DeviceSpec, dispatch};
+use anyhow::{Result, bail};
+use dropnas_core::DropnasAutodiffBackend;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SelftestArgs {
+    /// cpu, cuda[:N] or wgpu[:N] [default: BURN_DEVICE, else the best compiled in]
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Folder of the reference fixtures [default: $DROPNAS_FIXTURES, else tools/fixtures]
+    #[arg(long)]
+    pub fixtures: Option<PathBuf>,
+    /// Relative tolerance [default: 1e-5 on the CPU, 1e-4 on a GPU]
+    #[arg(long)]
+    pub rtol: Option<f64>,
+}
+
+struct Selftest(f64);
+
+impl BackendTask for Selftest {
+    type Output = Vec<(&'static str, Result<f64, String>)>;
+
+    fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let rtol = self.0;
+        let checks: [(&'static str, Box<dyn Fn()>); 5] = [
+            ("every op, forward and backward", Box::new(|| dropnas_core::reference::every_op::<B>(&device, rtol))),
+            (
+                "search network under dropout masks",
+                Box::new(|| dropnas_core::reference::search_network::<B>(&device, rtol)),
+            ),
+            (
+                "augment network, train and eval",
+                Box::new(|| dropnas_core::reference::augment_network::<B>(&device, rtol)),
+            ),
+            (
+                "two DropNAS search steps, phase by phase",
+                Box::new(|| dropnas_search::reference::two_steps::<B>(&device, rtol)),
+            ),
+            ("two augment training steps", Box::new(|| dropnas_train::reference::two_steps::<B>(&device, rtol))),
+        ];
+        checks
+            .into_iter()
+            .map(|(name, check)| {
+                let t = Instant::now();
+                let outcome = catch_unwind(AssertUnwindSafe(check)).map(|_| t.elapsed().as_secs_f64()).map_err(|e| {
+                    e.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "check failed".into())
+                });
+                (name, outcome)
+            })
+            .collect()
+    }
+}
+
+pub fn run(args: SelftestArgs) -> Result<()> {
+    let spec = DeviceSpec::resolve(args.device.as_deref())?;
+    if let Some(dir) = &args.fixtures {
+        // SAFETY: set before any thread reads the environment.
+        unsafe { std::env::set_var("DROPNAS_FIXTURES", dir) };
+    }
+    let dir = dropnas_core::testkit::fixtures_dir();
+    if !dir.join("ops.safetensors").is_file() {
+        bail!(crate::UserError::new(format!(
+            "reference fixtures not found in {}: run from a checkout's root or pass --fixtures DIR",
+            dir.display()
+        )));
+    }
+    let rtol = args.rtol.unwrap_or(if spec == DeviceSpec::Cpu { 1e-5 } else { 1e-4 });
+    println!("selftest on {} against the PyTorch reference in {} (rtol {rtol:e})", spec.describe(), dir.display());
+    // the checks report mismatches by panicking: keep the default hook from printing backtraces
+    std::panic::set_hook(Box::new(|_| {}));
+    let results = dispatch(&spec, Selftest(rtol));
+    let _ = std::panic::take_hook();
+    let mut failed = 0;
+    for (name, r) in &results {
+        match r {
+            Ok(s) => println!("  ok    {name} ({s:.2} s)"),
+            Err(e) => {
+                failed += 1;
+                println!("  FAIL  {name}: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} checks failed on {}", results.len(), spec.describe());
+    }
+    println!("all {} checks passed", results.len());
+    Ok(())
+}
