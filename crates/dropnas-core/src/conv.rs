@@ -5,10 +5,10 @@
 
 use crate::kernels::{DepthwiseOptions, DropnasBackend, depthwise_conv2d};
 use burn::module::{Initializer, Module, Param};
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Tensor, s};
 
 #[derive(Module, Debug)]
 pub struct Conv2d<B: Backend> {
@@ -69,9 +69,12 @@ impl ConvSpec {
 impl<B: DropnasBackend> Conv2d<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [c_out, c_in_g, kh, kw] = self.weight.dims();
-        if [kh, kw] == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0] && self.groups == 1 {
+        if [kh, kw] == [1, 1] && self.padding == [0, 0] && self.groups == 1 {
             // A pointwise convolution is a matrix product per image; as one its forward and both
             // backward passes run on the CPU backend's GEMM instead of its generic convolution.
+            // A stride just picks every s-th pixel first (FactorizedReduce's convolutions).
+            let [sh, sw] = self.stride;
+            let x = if [sh, sw] == [1, 1] { x } else { x.slice(s![.., .., ..;sh as isize, ..;sw as isize]) };
             let [n, c, h, w] = x.dims();
             let wm = self.weight.val().reshape([1, c_out, c_in_g]);
             return wm.matmul(x.reshape([n, c, h * w])).reshape([n, c_out, h, w]);

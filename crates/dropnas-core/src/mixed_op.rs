@@ -1,6 +1,6 @@
 //! The mixed op of a search-cell edge: a weighted sum of the kept candidate ops.
 
-use crate::kernels::DropnasBackend;
+use crate::kernels::{DropnasBackend, scale};
 use crate::ops::Op;
 use crate::search_space::SearchSpace;
 use burn::module::Module;
@@ -30,12 +30,12 @@ impl<B: DropnasBackend> MixedOp<B> {
         let x_relu = kept().any(|(_, op)| op.starts_with_relu()).then(|| relu(x.clone()));
         let mut out: Option<Tensor<B, 4>> = None;
         for (k, op) in kept() {
-            let w = weights.clone().narrow(0, k, 1).reshape([1, 1, 1, 1]);
+            let w = weights.clone().narrow(0, k, 1);
             let y = match &x_relu {
                 Some(xr) if op.starts_with_relu() => op.forward_from_relu(xr.clone()),
                 _ => op.forward(x.clone()),
             };
-            let term = y * w;
+            let term = scale(y, w);
             out = Some(match out {
                 Some(acc) => acc + term,
                 None => term,

@@ -156,4 +156,34 @@ impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C>
             OpsKind::UnTracked(prep) => prep.finish(B::pool3x3(x.primitive, kind, stride)),
         }
     }
+
+    fn scale(y: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct ScaleBackward;
+
+        impl<B: DropnasBackend> Backward<B, 2> for ScaleBackward {
+            type State = (FloatTensor<B>, FloatTensor<B>);
+
+            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [node_y, node_w] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (y, w) = ops.state;
+                let (dy, dw) = B::scale_backward(y, w, grad);
+                if let Some(node) = node_y {
+                    grads.register::<B>(node.id, dy);
+                }
+                if let Some(node) = node_w {
+                    grads.register::<B>(node.id, dw);
+                }
+            }
+        }
+
+        match ScaleBackward.prepare::<C>([y.node.clone(), w.node.clone()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let out = B::scale(y.primitive.clone(), w.primitive.clone());
+                prep.finish((y.primitive, w.primitive), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::scale(y.primitive, w.primitive)),
+        }
+    }
 }

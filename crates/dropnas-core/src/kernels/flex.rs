@@ -6,6 +6,10 @@ use super::{DepthwiseOptions, DropnasBackend, PoolKind};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
+use rayon::prelude::*;
+
+/// Elements per parallel chunk of the elementwise kernels.
+const CHUNK: usize = 1 << 14;
 
 fn f32_data(t: &FlexTensor) -> (FlexTensor, Vec<usize>) {
     let t = t.to_contiguous();
@@ -72,6 +76,49 @@ impl DropnasBackend for Flex {
                 let dw = <M as burn::tensor::ops::ModuleOps<M>>::conv2d_weight_backward(x, w, go, conv);
                 (dx, dw)
             }
+        }
+    }
+
+    fn scale(y: FlexTensor, w: FlexTensor) -> FlexTensor {
+        let (y, w) = (y.to_contiguous(), w.to_contiguous());
+        let shape = y.layout().shape().to_vec();
+        match (y.as_slice::<f32>(), w.as_slice::<f32>()) {
+            (Some(ys), Some(&[wv])) => {
+                let mut out = vec![0.0f32; ys.len()];
+                out.par_chunks_mut(CHUNK).zip(ys.par_chunks(CHUNK)).for_each(|(o, y)| {
+                    o.iter_mut().zip(y).for_each(|(o, &y)| *o = y * wv);
+                });
+                tensor(out, [shape[0], shape[1], shape[2], shape[3]])
+            }
+            _ => super::generic_scale::<Flex>(y, w),
+        }
+    }
+
+    fn scale_backward(y: FlexTensor, w: FlexTensor, grad_out: FlexTensor) -> (FlexTensor, FlexTensor) {
+        let (y, w, go) = (y.to_contiguous(), w.to_contiguous(), grad_out.to_contiguous());
+        let shape = y.layout().shape().to_vec();
+        match (y.as_slice::<f32>(), w.as_slice::<f32>(), go.as_slice::<f32>()) {
+            (Some(ys), Some(&[wv]), Some(gs)) => {
+                let mut dy = vec![0.0f32; ys.len()];
+                // dy = dout * w, and the chunks' partial dot products of dout and y (f64 sums)
+                let dw: f64 = dy
+                    .par_chunks_mut(CHUNK)
+                    .zip(ys.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
+                    .map(|(d, (y, g))| {
+                        let mut acc = 0.0f32;
+                        for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
+                            *d = g * wv;
+                            acc += g * y;
+                        }
+                        acc as f64
+                    })
+                    .sum();
+                (
+                    tensor(dy, [shape[0], shape[1], shape[2], shape[3]]),
+                    FlexTensor::from_data(TensorData::new(vec![dw as f32], [1])),
+                )
+            }
+            _ => super::generic_scale_backward::<Flex>(y, w, go),
         }
     }
 

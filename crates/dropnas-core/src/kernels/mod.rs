@@ -69,6 +69,20 @@ pub trait DropnasBackend: Backend {
         (dx, dw)
     }
 
+    /// `y * w` for a one-element `w`: an op's output scaled by its mixing weight.
+    fn scale(y: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        generic_scale::<Self>(y, w)
+    }
+
+    /// Gradients of [`Self::scale`]: `(dout * w, sum(dout * y))`.
+    fn scale_backward(
+        y: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        grad_out: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        generic_scale_backward::<Self>(y, w, grad_out)
+    }
+
     /// 3x3 pooling with padding 1 and stride `stride`: max, or average without counting the
     /// padding.
     fn pool3x3(x: FloatTensor<Self>, kind: PoolKind, stride: usize) -> FloatTensor<Self> {
@@ -109,6 +123,23 @@ pub trait DropnasBackend: Backend {
     ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>, Option<FloatTensor<Self>>) {
         generic_batch_norm_train_backward::<Self>(x, gamma, mean, var, grad_out, eps)
     }
+}
+
+/// [`DropnasBackend::scale`] with Burn's broadcasting product: the default.
+pub fn generic_scale<B: Backend>(y: FloatTensor<B>, w: FloatTensor<B>) -> FloatTensor<B> {
+    prim(float::<B, 4>(y) * float::<B, 1>(w).reshape([1, 1, 1, 1]))
+}
+
+/// [`DropnasBackend::scale_backward`] with Burn's operations: the default.
+pub fn generic_scale_backward<B: Backend>(
+    y: FloatTensor<B>,
+    w: FloatTensor<B>,
+    grad_out: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let (y, dout) = (float::<B, 4>(y), float::<B, 4>(grad_out));
+    let dy = dout.clone() * float::<B, 1>(w).reshape([1, 1, 1, 1]);
+    let dw = (dout * y).sum_dim(3).sum_dim(2).sum_dim(1).sum();
+    (prim(dy), prim(dw))
 }
 
 /// [`DropnasBackend::pool3x3`] with Burn's pooling: the default.
@@ -197,6 +228,11 @@ fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
 
 fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
     t.into_primitive().tensor()
+}
+
+/// `y * w` for a one-element `w` (see [`DropnasBackend::scale`]).
+pub fn scale<B: DropnasBackend>(y: Tensor<B, 4>, w: Tensor<B, 1>) -> Tensor<B, 4> {
+    float(B::scale(prim(y), prim(w)))
 }
 
 /// 3x3 pooling with padding 1 (see [`DropnasBackend::pool3x3`]).

@@ -98,3 +98,20 @@ fn depthwise_and_batch_norm_match_burn_through_autodiff() {
     close("bn dbeta", a.3, b.3);
     close("bn stats", a.4, b.4);
 }
+
+#[test]
+fn scale_matches_burn_through_autodiff() {
+    let y0 = det([3, 4, 5, 5], 11);
+    let w0 = det([1], 12).add_scalar(0.3);
+    let run = |custom: bool| {
+        let y = Tensor::<A, 4>::from_inner(y0.clone()).require_grad();
+        let w = Tensor::<A, 1>::from_inner(w0.clone()).require_grad();
+        let out = if custom { scale(y.clone(), w.clone()) } else { y.clone() * w.clone().reshape([1, 1, 1, 1]) };
+        let grads = (out.clone() * Tensor::<A, 4>::from_inner(det([3, 4, 5, 5], 13))).sum().backward();
+        (out.inner(), y.grad(&grads).unwrap(), w.grad(&grads).unwrap().reshape([1, 1, 1, 1]))
+    };
+    let (a, b) = (run(true), run(false));
+    close("scale out", a.0, b.0);
+    close("scale dy", a.1, b.1);
+    close("scale dw", a.2, b.2);
+}
