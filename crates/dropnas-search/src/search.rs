@@ -182,11 +182,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
             drops,
         };
         let (e, g) = (pos.epoch, pos.global_step);
-        run.truncate_metrics(|v| match v["kind"].as_str() {
-            Some("step") => v["global_step"].as_u64().is_some_and(|s| (s as usize) < g),
-            Some("epoch") => v["epoch"].as_u64().is_some_and(|x| (x as usize) < e),
-            _ => false,
-        })?;
+        run.truncate_metrics_at(e, g)?;
         trim_alphas_log(&run, e)?;
     }
     run.write_json("config.json", &serde_json::to_value(&cfg).expect("config is JSON"))?;

@@ -140,3 +140,47 @@ impl RunDir {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn resume_keeps_exactly_the_metrics_before_the_checkpoint() {
+        let out = std::env::temp_dir().join(format!("dropnas-rundir-{}", std::process::id()));
+        let run = RunDir::open(&out, "r", false).unwrap();
+        // epoch 1: global steps 0..3, then its epoch line; epoch 2: steps 3, 4 (after the checkpoint)
+        for g in 0..3 {
+            run.metric(&json!({"kind": "step", "epoch": 1, "global_step": g})).unwrap();
+        }
+        run.metric(&json!({"kind": "epoch", "epoch": 1})).unwrap();
+        for g in 3..5 {
+            run.metric(&json!({"kind": "step", "epoch": 2, "global_step": g})).unwrap();
+        }
+        // a checkpoint at the end of epoch 1 (next epoch index 1, next global step 3)
+        run.truncate_metrics_at(1, 3).unwrap();
+        run.metric(&json!({"kind": "step", "epoch": 2, "global_step": 3})).unwrap();
+        let text = std::fs::read_to_string(run.path("metrics.jsonl")).unwrap();
+        let kinds: Vec<(String, u64)> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .map(|v| {
+                (
+                    v["kind"].as_str().unwrap().to_string(),
+                    v["global_step"].as_u64().unwrap_or(100 + v["epoch"].as_u64().unwrap()),
+                )
+            })
+            .collect();
+        let want: Vec<(String, u64)> = [("step", 0), ("step", 1), ("step", 2), ("epoch", 101), ("step", 3)]
+            .iter()
+            .map(|(k, g)| (k.to_string(), *g))
+            .collect();
+        assert_eq!(kinds, want);
+        // a second run into the same folder is refused; resuming without a checkpoint too
+        std::fs::write(run.checkpoint_path(), b"x").unwrap();
+        assert!(matches!(RunDir::open(&out, "r", false), Err(RunDirError::Exists(_))));
+        assert!(matches!(RunDir::open(&out, "s", true), Err(RunDirError::NothingToResume(_))));
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
