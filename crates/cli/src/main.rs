@@ -49,6 +49,10 @@ enum Command {
     /// Time training steps and report peak memory
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Check a device against the PyTorch reference fixtures (tools/fixtures)
+    Selftest(commands::selftest::SelftestArgs),
+    /// Summarise a run folder and write its plots, TensorBoard events and report.md; or compare runs
+    Report(commands::report::ReportArgs),
 }
 
 /// Console logging through tracing: `RUST_LOG` sets the verbosity (default `info`).
@@ -80,6 +84,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::augment::run_eval(args),
         Command::Genotype(cmd) => commands::genotype::run(cmd),
         Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Selftest(args) => commands::selftest::run(args),
+        Command::Report(args) => commands::report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

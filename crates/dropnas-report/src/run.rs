@@ -274,17 +274,7 @@ impl RunData {
             .as_ref()
             .and_then(|s| s["params_without_aux"].as_u64())
             .or_else(|| log_text.as_deref().and_then(params_from_log));
-        Ok(RunData {
-            dir: dir.to_path_buf(),
-            kind,
-            config,
-            metrics,
-            alphas,
-            summary,
-            genotype,
-            started_unix_s,
-            params,
-        })
+        Ok(RunData { dir: dir.to_path_buf(), kind, config, metrics, alphas, summary, genotype, started_unix_s, params })
     }
 
     /// The run's name: `config.json`'s, else the folder's.
@@ -303,15 +293,13 @@ impl RunData {
 
     /// Best test top-1 (fraction) of an augment run: `summary.json`, else the epoch lines.
     pub fn best_top1(&self) -> Option<(f64, Option<u32>)> {
-        let from_epochs = self
-            .metrics
-            .epochs
-            .iter()
-            .filter_map(|e| e.val_top1.map(|v| (v, e.epoch)))
-            .fold(None, |best: Option<(f64, u32)>, (v, e)| match best {
+        let from_epochs = self.metrics.epochs.iter().filter_map(|e| e.val_top1.map(|v| (v, e.epoch))).fold(
+            None,
+            |best: Option<(f64, u32)>, (v, e)| match best {
                 Some((b, _)) if b >= v => best,
                 _ => Some((v, e)),
-            });
+            },
+        );
         match (self.summary.as_ref().and_then(|s| s["best_top1"].as_f64()), from_epochs) {
             (Some(s), Some((v, e))) if (s - v).abs() < 1e-12 => Some((s, Some(e))),
             (Some(s), _) => Some((s, None)),
@@ -353,18 +341,22 @@ fn find_genotype(
 ) -> Result<Option<Genotype>, ReportError> {
     let file = dir.join("genotype.txt");
     if let Some(t) = read_opt(&file)? {
-        return text::parse(&t)
-            .map(Some)
-            .map_err(|e| ReportError::Malformed { path: file, line: None, detail: e.to_string() });
+        return text::parse(&t).map(Some).map_err(|e| ReportError::Malformed {
+            path: file,
+            line: None,
+            detail: e.to_string(),
+        });
     }
     let texts = [
         summary.and_then(|s| s["genotype"].as_str()).map(|t| (t, dir.join("summary.json"))),
         metrics.epochs.last().and_then(|e| e.genotype.as_deref()).map(|t| (t, dir.join("metrics.jsonl"))),
     ];
     if let Some((t, path)) = texts.into_iter().flatten().next() {
-        return text::parse(t)
-            .map(Some)
-            .map_err(|e| ReportError::Malformed { path, line: None, detail: format!("genotype: {e}") });
+        return text::parse(t).map(Some).map_err(|e| ReportError::Malformed {
+            path,
+            line: None,
+            detail: format!("genotype: {e}"),
+        });
     }
     if let Some(g) = config.and_then(|c| c.get("genotype")).filter(|g| !g.is_null()) {
         // The augment loop saves the genotype as serde writes it; older hand-made configs may
@@ -497,9 +489,11 @@ mod tests {
     #[test]
     fn a_line_cut_short_at_the_end_is_ignored_but_not_elsewhere() {
         let p = Path::new("metrics.jsonl");
-        let ok = "{\"kind\":\"step\",\"epoch\":1,\"step\":0,\"global_step\":0,\"loss\":2.0,\"top1\":0.1}\n{\"kind\":\"st";
+        let ok =
+            "{\"kind\":\"step\",\"epoch\":1,\"step\":0,\"global_step\":0,\"loss\":2.0,\"top1\":0.1}\n{\"kind\":\"st";
         assert_eq!(Metrics::parse(ok, p).unwrap().steps.len(), 1);
-        let bad = "{\"kind\":\"st\n{\"kind\":\"step\",\"epoch\":1,\"step\":0,\"global_step\":0,\"loss\":2.0,\"top1\":0.1}\n";
+        let bad =
+            "{\"kind\":\"st\n{\"kind\":\"step\",\"epoch\":1,\"step\":0,\"global_step\":0,\"loss\":2.0,\"top1\":0.1}\n";
         let e = Metrics::parse(bad, p).unwrap_err().to_string();
         assert!(e.contains("metrics.jsonl line 1"), "{e}");
         let missing = "{\"kind\":\"step\",\"epoch\":1,\"step\":0,\"loss\":2.0,\"top1\":0.1}\n";

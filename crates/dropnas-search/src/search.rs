@@ -9,6 +9,7 @@ use dropnas_core::alphas::CellType;
 use dropnas_core::dropout::{GroupedDropout, StepMasks};
 use dropnas_core::genotype::Genotype;
 use dropnas_core::genotype::derive::derive_genotype;
+use dropnas_core::params::count_params;
 use dropnas_core::search_network::Supernet;
 use dropnas_core::{SearchNetworkConfig, SearchSpace};
 use dropnas_data::{Augment, DatasetKind, LoadOptions, Loader, LoaderConfig, Split, load};
@@ -98,10 +99,13 @@ fn id_set(v: &Value) -> HashSet<ParamId> {
 }
 
 /// Runs (or, with `resume`, continues) the search described by `cfg` on `device`.
+/// `on_epoch` is called with the run folder after every epoch's files are written (the CLI
+/// draws the plots there).
 pub fn run_search<B: DropnasAutodiffBackend>(
     mut cfg: SearchConfig,
     device: B::Device,
     resume: bool,
+    on_epoch: &mut dyn FnMut(&std::path::Path),
 ) -> Result<SearchOutcome, SearchError> {
     let run = RunDir::open(&cfg.out_dir, &cfg.name, resume)?;
     let ckpt = if resume { Some(Checkpoint::load(&run.checkpoint_path())?) } else { None };
@@ -341,6 +345,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
         pos.step = 0;
         pos.elapsed_s = started.elapsed().as_secs_f64();
         save_checkpoint(&run, &cfg, &model, &opt, &mask_rng, &pos)?;
+        on_epoch(&run.root);
     }
 
     let genotype = genotype_of(&model, &space, n_nodes, &cfg);
@@ -361,8 +366,10 @@ pub fn run_search<B: DropnasAutodiffBackend>(
             "genotype": outcome.genotype.to_string(), "epochs_done": outcome.epochs_done,
             "steps_done": outcome.steps_done, "final_train_loss": outcome.final_loss,
             "final_train_top1": outcome.final_top1, "elapsed_s": outcome.elapsed_s, "finished": !stop,
+            "params": count_params(&model.net), "alpha_params": count_params(&model.alphas),
         }),
     )?;
+    on_epoch(&run.root);
     Ok(outcome)
 }
 

@@ -40,7 +40,8 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
     cfg.checkpoint_every = 1;
     // a momentum this large makes the weights, then the loss, blow up within a few steps
     cfg.w_momentum = 1e30;
-    let err = run_search::<Autodiff<Flex>>(cfg, Default::default(), false).expect_err("the loss must blow up");
+    let err =
+        run_search::<Autodiff<Flex>>(cfg, Default::default(), false, &mut |_| {}).expect_err("the loss must blow up");
     let SearchError::NonFinite { value, epoch, step, checkpoint } = &err else { panic!("unexpected error: {err}") };
     assert!(!value.is_finite());
     let msg = err.to_string();

@@ -256,10 +256,13 @@ pub fn load_network<B: dropnas_core::DropnasBackend>(
 }
 
 /// Runs (or continues) the retraining described by `cfg`.
+/// `on_epoch` is called with the run folder after every epoch's files are written (the CLI
+/// draws the plots there).
 pub fn run_augment<B: DropnasAutodiffBackend>(
     mut cfg: AugmentConfig,
     device: B::Device,
     resume: bool,
+    on_epoch: &mut dyn FnMut(&Path),
 ) -> Result<AugmentOutcome, TrainError> {
     let run = RunDir::open(&cfg.out_dir, &cfg.name, resume)?;
     let ckpt = if resume { Some(Checkpoint::load(&run.checkpoint_path())?) } else { None };
@@ -346,6 +349,7 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
     let started = Instant::now() - std::time::Duration::from_secs_f64(elapsed);
     let mut final_eval = None;
     let mut stopped = false;
+    let mut epochs_done = epoch0;
     for epoch in epoch0..cfg.epochs {
         let lr = EpochSchedule::lr_of_epoch(cfg.lr, 0.0, cfg.epochs, epoch).map_err(TrainError::Config)?;
         let p_drop = drop_path_prob(cfg.drop_path_prob, epoch, cfg.epochs);
@@ -468,16 +472,22 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
             best.save(&run.path("best.ckpt"))?;
         }
         final_eval = Some(eval);
+        epochs_done = epoch + 1;
+        on_epoch(&run.root);
     }
     let elapsed_s = started.elapsed().as_secs_f64();
     if !stopped {
         run.say(&hidden, &format!("Final best Prec@1 = {:.4}%", 100.0 * best_top1));
     }
-    run.write_json("summary.json", &json!({
-        "genotype": cfg.genotype.to_string(), "params_without_aux": params, "best_top1": best_top1,
-        "final": final_eval, "epochs_done": if stopped { epoch0 } else { cfg.epochs }, "elapsed_s": elapsed_s, "finished": !stopped,
-    }))?;
-    Ok(AugmentOutcome { best_top1, final_eval, params, epochs_done: cfg.epochs, elapsed_s })
+    run.write_json(
+        "summary.json",
+        &json!({
+            "genotype": cfg.genotype.to_string(), "params_without_aux": params, "best_top1": best_top1,
+            "final": final_eval, "epochs_done": epochs_done, "elapsed_s": elapsed_s, "finished": !stopped,
+        }),
+    )?;
+    on_epoch(&run.root);
+    Ok(AugmentOutcome { best_top1, final_eval, params, epochs_done, elapsed_s })
 }
 
 fn save_last<B: DropnasAutodiffBackend>(

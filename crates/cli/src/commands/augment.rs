@@ -122,7 +122,8 @@ impl BackendTask for AugmentTask {
 
     fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<()> {
         let out = self.0.out_dir.join(&self.0.name);
-        let o = run_augment::<B>(self.0, device, self.1).map_err(user_or_internal)?;
+        let o = run_augment::<B>(self.0, device, self.1, &mut crate::commands::report::draw_run)
+            .map_err(user_or_internal)?;
         println!("best test top-1 {:.2}%", 100.0 * o.best_top1);
         if let Some(f) = o.final_eval {
             println!("final test top-1 {:.2}%, top-5 {:.2}%, loss {:.4}", 100.0 * f.top1, 100.0 * f.top5, f.loss);

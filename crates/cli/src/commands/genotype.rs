@@ -10,6 +10,8 @@ pub enum GenotypeCommand {
     List,
     /// Print a genotype (text, @file, run folder or name) in the canonical Python text form
     Show { genotype: String },
+    /// Draw the normal and reduction cells of a genotype (SVG, PNG, Graphviz DOT) into --out DIR
+    Plot(super::plot::PlotArgs),
 }
 
 pub fn run(cmd: GenotypeCommand) -> Result<()> {
@@ -20,6 +22,7 @@ pub fn run(cmd: GenotypeCommand) -> Result<()> {
             }
         }
         GenotypeCommand::Show { genotype } => println!("{}", resolve_genotype(&genotype)?),
+        GenotypeCommand::Plot(args) => super::plot::run(args)?,
     }
     Ok(())
 }

@@ -144,7 +144,7 @@ impl BackendTask for Search {
 
     fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<()> {
         let out = self.0.out_dir.join(&self.0.name);
-        match run_search::<B>(self.0, device, self.1) {
+        match run_search::<B>(self.0, device, self.1, &mut crate::commands::report::draw_run) {
             Ok(o) => {
                 println!("genotype = {}", o.genotype);
                 println!("outputs in {}", out.display());

@@ -23,12 +23,15 @@ pub struct SelftestArgs {
 
 struct Selftest(f64);
 
+/// A named check that panics on a mismatch.
+type Check<'a> = (&'static str, Box<dyn Fn() + 'a>);
+
 impl BackendTask for Selftest {
     type Output = Vec<(&'static str, Result<f64, String>)>;
 
     fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Self::Output {
         let rtol = self.0;
-        let checks: [(&'static str, Box<dyn Fn()>); 5] = [
+        let checks: [Check; 5] = [
             ("every op, forward and backward", Box::new(|| dropnas_core::reference::every_op::<B>(&device, rtol))),
             (
                 "search network under dropout masks",
