@@ -56,8 +56,20 @@ fn search_counts_match_pytorch() {
     let _t = common::Timer::start("cli_info::search_counts_match_pytorch");
     let base = ["--search", "--init-channels", "16", "--classes", "10"];
     assert_eq!(
-        ok(&run(["info", "--search", "--layers", "8", "--init-channels", "16", "--classes", "10", "--search-space", "original", "--json"]))
-            .trim(),
+        ok(&run([
+            "info",
+            "--search",
+            "--layers",
+            "8",
+            "--init-channels",
+            "16",
+            "--classes",
+            "10",
+            "--search-space",
+            "original",
+            "--json"
+        ]))
+        .trim(),
         r#"{"alpha_params":224,"params":1930618}"#
     );
     for (space, layers) in [("original", 14), ("1-skip", 8), ("3-skip", 8)] {
@@ -92,13 +104,16 @@ fn malformed_genotypes_are_user_errors() {
     let cases: [(&str, String, &[&str]); 5] = [
         ("unknown op", DARTS_V2.replacen("dil_conv_3x3", "dil_conv_9x9", 1), &["unknown op", "dil_conv_9x9"]),
         ("bad index", DARTS_V2.replacen("('dil_conv_3x3', 2)", "('dil_conv_3x3', 7)", 1), &["state 7"]),
-        ("unbalanced brackets", DARTS_V2.replacen("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3, 4, 5", 1), &[
-            "unbalanced",
-        ]),
-        ("too few nodes", DARTS_V2.replacen(", ('skip_connect', 0), ('dil_conv_3x3', 2)]", "]", 1), &[
-            "3 nodes",
-            "exactly 4",
-        ]),
+        (
+            "unbalanced brackets",
+            DARTS_V2.replacen("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3, 4, 5", 1),
+            &["unbalanced"],
+        ),
+        (
+            "too few nodes",
+            DARTS_V2.replacen(", ('skip_connect', 0), ('dil_conv_3x3', 2)]", "]", 1),
+            &["3 nodes", "exactly 4"],
+        ),
         ("not a genotype", "Genotype(normal=".to_string(), &["expected"]),
     ];
     for (what, text, needles) in cases {

@@ -131,7 +131,135 @@ impl Drop for Timer {
     }
 }
 
-/// Strings of `args` as owned `String`s (lets tests append to a base command line).
-pub fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
+/// Arguments from a command line written as one string (split at whitespace), then the
+/// `(flag, path)` pairs, which may contain spaces.
+pub fn cli(line: &str, paths: &[(&str, &Path)]) -> Vec<String> {
+    let mut a: Vec<String> = line.split_whitespace().map(String::from).collect();
+    for (flag, path) in paths {
+        a.push(flag.to_string());
+        a.push(path.display().to_string());
+    }
+    a
+}
+
+/// The JSON head of a checkpoint file (`{"header": ..., "parts": [{"name","len","crc32"}]}`):
+/// 16 magic bytes, a little-endian u64 length, then the JSON. `None` while it cannot be read.
+pub fn checkpoint_head(path: &Path) -> Option<Value> {
+    let bytes = std::fs::read(path).ok()?;
+    if !bytes.starts_with(b"DROPNAS-CKPT-v1\n") {
+        return None;
+    }
+    let len = u64::from_le_bytes(bytes.get(16..24)?.try_into().ok()?) as usize;
+    serde_json::from_slice(bytes.get(24..24 + len)?).ok()
+}
+
+/// The bytes of part `name` of a checkpoint (the parts follow the JSON head, in index order).
+pub fn checkpoint_part(path: &Path, name: &str) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let head = checkpoint_head(path).unwrap_or_else(|| panic!("{} is not a readable checkpoint", path.display()));
+    let mut at = 24 + u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize;
+    for p in head["parts"].as_array().expect("parts") {
+        let len = p["len"].as_u64().unwrap() as usize;
+        if p["name"] == name {
+            return bytes[at..at + len].to_vec();
+        }
+        at += len;
+    }
+    panic!("{} has no part {name}", path.display())
+}
+
+/// A module record (Burn's named MessagePack) with every `"id": "<random ParamId>"` entry
+/// removed: Burn draws parameter ids at random per process, so two runs with bit-identical
+/// tensors still differ there. What remains (names, shapes, tensor bytes) must be equal.
+pub fn record_without_ids(record: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(record.len());
+    let mut ids = 0;
+    let end = msgpack_copy(record, 0, &mut out, &mut ids);
+    assert_eq!(end, record.len(), "trailing bytes after the record");
+    assert!(ids > 0, "no parameter ids in the record: not a Burn module record?");
+    out
+}
+
+/// Copies the MessagePack value at `at` to `out` (dropping map entries keyed "id"); returns
+/// the position after it.
+fn msgpack_copy(b: &[u8], at: usize, out: &mut Vec<u8>, ids: &mut usize) -> usize {
+    let be = |from: usize, n: usize| b[from..from + n].iter().fold(0usize, |acc, &x| (acc << 8) | x as usize);
+    let m = b[at];
+    // (header length, payload length) of scalars, strings and binaries; None for containers
+    let scalar = match m {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => Some((1, 0)),
+        0xa0..=0xbf => Some((1, (m & 0x1f) as usize)),
+        0xcc | 0xd0 => Some((1, 1)),
+        0xcd | 0xd1 => Some((1, 2)),
+        0xca | 0xce | 0xd2 => Some((1, 4)),
+        0xcb | 0xcf | 0xd3 => Some((1, 8)),
+        0xc4 | 0xd9 => Some((2, be(at + 1, 1))),
+        0xc5 | 0xda => Some((3, be(at + 1, 2))),
+        0xc6 | 0xdb => Some((5, be(at + 1, 4))),
+        0xd4 => Some((2, 1)),
+        0xd5 => Some((2, 2)),
+        0xd6 => Some((2, 4)),
+        0xd7 => Some((2, 8)),
+        0xd8 => Some((2, 16)),
+        0xc7 => Some((3, be(at + 1, 1))),
+        0xc8 => Some((4, be(at + 1, 2))),
+        0xc9 => Some((6, be(at + 1, 4))),
+        _ => None,
+    };
+    if let Some((h, n)) = scalar {
+        out.extend_from_slice(&b[at..at + h + n]);
+        return at + h + n;
+    }
+    let (h, n, is_map) = match m {
+        0x90..=0x9f => (1, (m & 0x0f) as usize, false),
+        0xdc => (3, be(at + 1, 2), false),
+        0xdd => (5, be(at + 1, 4), false),
+        0x80..=0x8f => (1, (m & 0x0f) as usize, true),
+        0xde => (3, be(at + 1, 2), true),
+        0xdf => (5, be(at + 1, 4), true),
+        _ => panic!("unknown MessagePack marker {m:#x} at {at}"),
+    };
+    let mut pos = at + h;
+    let mut body = Vec::new();
+    let mut kept = 0usize;
+    for _ in 0..n {
+        if is_map && b[pos..].starts_with(&[0xa2, b'i', b'd']) {
+            let mut skipped = Vec::new();
+            pos = msgpack_copy(b, msgpack_copy(b, pos, &mut skipped, ids), &mut skipped, ids);
+            *ids += 1;
+            continue;
+        }
+        pos = msgpack_copy(b, pos, &mut body, ids);
+        if is_map {
+            pos = msgpack_copy(b, pos, &mut body, ids);
+        }
+        kept += 1;
+    }
+    out.push(if is_map { 0xdf } else { 0xdd });
+    out.extend_from_slice(&(kept as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    pos
+}
+
+/// Starts `dropnas ARGS`, kills it as soon as its checkpoint's header satisfies `when`, and
+/// returns that header. Panics if the run ends first or after `timeout_s`.
+pub fn kill_when(args: &[String], checkpoint: &Path, timeout_s: u64, when: impl Fn(&Value) -> bool) -> Value {
+    use std::process::Stdio;
+    let mut child = dropnas().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn dropnas");
+    let deadline = Instant::now() + std::time::Duration::from_secs(timeout_s);
+    loop {
+        if let Some(head) = checkpoint_head(checkpoint).filter(|h| when(&h["header"])) {
+            child.kill().expect("kill");
+            child.wait().expect("wait");
+            return head["header"].clone();
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("the run ended ({status}) before the awaited checkpoint was seen");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no awaited checkpoint after {timeout_s} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

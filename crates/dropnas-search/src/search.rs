@@ -116,7 +116,15 @@ pub fn run_search<B: DropnasAutodiffBackend>(
         // The run continues with the configuration it started with; only where it runs may change.
         let saved: SearchConfig = serde_json::from_value(c.header["config"].clone())
             .map_err(|e| SearchError::Config(format!("checkpoint configuration unreadable: {e}")))?;
-        cfg = SearchConfig { workers: cfg.workers, data_dir: cfg.data_dir.clone(), download: cfg.download, ..saved };
+        // `--max-steps` is a stopping point of this invocation, not of the run: a resume without it
+        // runs to the end.
+        cfg = SearchConfig {
+            workers: cfg.workers,
+            data_dir: cfg.data_dir.clone(),
+            download: cfg.download,
+            max_steps: cfg.max_steps,
+            ..saved
+        };
     }
     cfg.validate().map_err(SearchError::Config)?;
     let kind: DatasetKind = cfg.dataset.parse()?;

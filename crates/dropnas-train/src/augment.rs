@@ -275,7 +275,14 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
         }
         let saved: AugmentConfig = serde_json::from_value(c.header["config"].clone())
             .map_err(|e| TrainError::Config(format!("checkpoint configuration unreadable: {e}")))?;
-        cfg = AugmentConfig { workers: cfg.workers, data_dir: cfg.data_dir.clone(), download: cfg.download, ..saved };
+        // Only where it runs and where this invocation stops (`--max-steps`) may change.
+        cfg = AugmentConfig {
+            workers: cfg.workers,
+            data_dir: cfg.data_dir.clone(),
+            download: cfg.download,
+            max_steps: cfg.max_steps,
+            ..saved
+        };
     }
     cfg.validate().map_err(TrainError::Config)?;
     let kind: DatasetKind = cfg.dataset.parse()?;

@@ -5,6 +5,7 @@
 //! passes (statistics, then normalisation) and the backward two more, with channel statistics
 //! accumulated in `f64`.
 
+use super::min_planes;
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,7 @@ pub fn stats(x: &[f32], g: &BnGeom) -> (Vec<f32>, Vec<f32>) {
     let count = (g.n * g.hw) as f64;
     let per_channel: Vec<(f32, f32)> = (0..g.c)
         .into_par_iter()
+        .with_min_len(min_planes(g.n * g.hw))
         .map(|ch| {
             let sum: f64 = planes(x, g, ch).map(|p| p.iter().map(|&v| v as f64).sum::<f64>()).sum();
             let mean = sum / count;
@@ -52,7 +54,7 @@ pub fn forward(
         })
         .unzip();
     let mut y = vec![0.0f32; x.len()];
-    y.par_chunks_mut(g.hw).enumerate().for_each(|(plane, out)| {
+    y.par_chunks_mut(g.hw).enumerate().with_min_len(min_planes(g.hw)).for_each(|(plane, out)| {
         let ch = plane % g.c;
         let (s, t) = (scale[ch], shift[ch]);
         for (o, &v) in out.iter_mut().zip(&x[plane * g.hw..(plane + 1) * g.hw]) {
@@ -77,6 +79,7 @@ pub fn backward(
     // per channel: sum(dy) and sum(dy * xhat)
     let sums: Vec<(f64, f64)> = (0..g.c)
         .into_par_iter()
+        .with_min_len(min_planes(g.n * g.hw))
         .map(|ch| {
             let (m, is) = (mean[ch] as f64, invstd[ch]);
             let mut s_dy = 0.0f64;
@@ -97,7 +100,7 @@ pub fn backward(
         })
         .collect();
     let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_mut(g.hw).enumerate().for_each(|(plane, d)| {
+    dx.par_chunks_mut(g.hw).enumerate().with_min_len(min_planes(g.hw)).for_each(|(plane, d)| {
         let ch = plane % g.c;
         let gm = gamma.map_or(1.0, |gm| gm[ch] as f64);
         let (is, m) = (invstd[ch], mean[ch]);

@@ -5,6 +5,7 @@
 //! weight-gradient convolution through copies). These loops walk one `(n, c)` plane at a time,
 //! tap by tap, so that the innermost loop is a contiguous axpy the compiler vectorises.
 
+use super::min_planes;
 use rayon::prelude::*;
 
 /// Shape and hyper-parameters of one depthwise convolution.
@@ -73,7 +74,7 @@ pub fn forward(x: &[f32], weight: &[f32], g: &DwGeom) -> Vec<f32> {
     let mut out = vec![0.0f32; g.n * g.c * oh * ow];
     let taps = taps(g);
     let [sy, sx] = g.stride;
-    out.par_chunks_mut(oh * ow).enumerate().for_each(|(plane, o)| {
+    out.par_chunks_mut(oh * ow).enumerate().with_min_len(min_planes(g.h * g.w)).for_each(|(plane, o)| {
         let ch = plane % g.c;
         let xin = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
         let wk = &weight[ch * g.kh * g.kw..(ch + 1) * g.kh * g.kw];
@@ -106,7 +107,7 @@ pub fn backward_input(grad_out: &[f32], weight: &[f32], g: &DwGeom) -> Vec<f32> 
     let mut dx = vec![0.0f32; g.n * g.c * g.h * g.w];
     let taps = taps(g);
     let [sy, sx] = g.stride;
-    dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(plane, d)| {
+    dx.par_chunks_mut(g.h * g.w).enumerate().with_min_len(min_planes(g.h * g.w)).for_each(|(plane, d)| {
         let ch = plane % g.c;
         let go = &grad_out[plane * oh * ow..(plane + 1) * oh * ow];
         let wk = &weight[ch * g.kh * g.kw..(ch + 1) * g.kh * g.kw];
@@ -140,7 +141,7 @@ pub fn backward_weight(x: &[f32], grad_out: &[f32], g: &DwGeom) -> Vec<f32> {
     let taps = taps(g);
     let [sy, sx] = g.stride;
     let mut dw = vec![0.0f32; g.c * g.kh * g.kw];
-    dw.par_chunks_mut(g.kh * g.kw).enumerate().for_each(|(ch, dk)| {
+    dw.par_chunks_mut(g.kh * g.kw).enumerate().with_min_len(min_planes(g.n * g.h * g.w)).for_each(|(ch, dk)| {
         let mut acc = vec![0.0f64; g.kh * g.kw];
         for n in 0..g.n {
             let plane = n * g.c + ch;

@@ -23,6 +23,13 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::{ConvOptions, FloatTensor};
 use burn::tensor::{Tensor, TensorPrimitive};
 
+/// Planes per parallel task for planes of `plane` elements: enough work (about 16K elements)
+/// per task that the thread pool's scheduling costs nothing next to it.
+#[cfg(feature = "flex")]
+pub(crate) fn min_planes(plane: usize) -> usize {
+    (16384 / plane.max(1)).max(1)
+}
+
 /// Stride, padding and dilation of a depthwise convolution (groups = channels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DepthwiseOptions {

@@ -3,6 +3,7 @@
 //! Max pooling's backward recomputes each window's argmax from the input instead of storing
 //! indices; average pooling divides by the number of in-bounds positions (padding not counted).
 
+use super::min_planes;
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +40,13 @@ fn argmax(plane: &[f32], w: usize, rows: (usize, usize), cols: (usize, usize)) -
     let mut best = rows.0 * w + cols.0;
     let mut best_v = plane[best];
     for iy in rows.0..rows.1 {
-        let row = &plane[iy * w..iy * w + cols.1];
-        for (ix, &v) in row.iter().enumerate().skip(cols.0) {
-            if v > best_v || v.is_nan() {
-                best_v = v;
-                best = iy * w + ix;
-            }
+        for ix in cols.0..cols.1 {
+            let i = iy * w + ix;
+            let v = plane[i];
+            // branch-free select: data-dependent branches mispredict on every other window
+            let take = (v > best_v) | v.is_nan();
+            best = if take { i } else { best };
+            best_v = if take { v } else { best_v };
         }
     }
     best
@@ -54,7 +56,7 @@ pub fn max_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
     let (rows, cols) = (windows(oh, g.stride, g.h), windows(ow, g.stride, g.w));
     let mut out = vec![0.0f32; g.planes * oh * ow];
-    out.par_chunks_mut(oh * ow).enumerate().for_each(|(p, o)| {
+    out.par_chunks_mut(oh * ow).enumerate().with_min_len(min_planes(g.h * g.w)).for_each(|(p, o)| {
         let plane = &x[p * g.h * g.w..(p + 1) * g.h * g.w];
         for (oy, &r) in rows.iter().enumerate() {
             for (ox, &c) in cols.iter().enumerate() {
@@ -69,7 +71,7 @@ pub fn max_backward(x: &[f32], grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
     let (rows, cols) = (windows(oh, g.stride, g.h), windows(ow, g.stride, g.w));
     let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(p, d)| {
+    dx.par_chunks_mut(g.h * g.w).enumerate().with_min_len(min_planes(g.h * g.w)).for_each(|(p, d)| {
         let plane = &x[p * g.h * g.w..(p + 1) * g.h * g.w];
         let go = &grad_out[p * oh * ow..(p + 1) * oh * ow];
         for (oy, &r) in rows.iter().enumerate() {
@@ -85,7 +87,7 @@ pub fn avg_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
     let (rows, cols) = (windows(oh, g.stride, g.h), windows(ow, g.stride, g.w));
     let mut out = vec![0.0f32; g.planes * oh * ow];
-    out.par_chunks_mut(oh * ow).enumerate().for_each(|(p, o)| {
+    out.par_chunks_mut(oh * ow).enumerate().with_min_len(min_planes(g.h * g.w)).for_each(|(p, o)| {
         let plane = &x[p * g.h * g.w..(p + 1) * g.h * g.w];
         for (oy, &(r0, r1)) in rows.iter().enumerate() {
             for (ox, &(c0, c1)) in cols.iter().enumerate() {
@@ -104,7 +106,7 @@ pub fn avg_backward(grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
     let (rows, cols) = (windows(oh, g.stride, g.h), windows(ow, g.stride, g.w));
     let mut dx = vec![0.0f32; g.planes * g.h * g.w];
-    dx.par_chunks_mut(g.h * g.w).enumerate().for_each(|(p, d)| {
+    dx.par_chunks_mut(g.h * g.w).enumerate().with_min_len(min_planes(g.h * g.w)).for_each(|(p, d)| {
         let go = &grad_out[p * oh * ow..(p + 1) * oh * ow];
         for (oy, &(r0, r1)) in rows.iter().enumerate() {
             for (ox, &(c0, c1)) in cols.iter().enumerate() {
