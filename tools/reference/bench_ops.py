@@ -39,6 +39,13 @@ def main():
     bn = torch.nn.BatchNorm2d(c)
     ms = median_ms(lambda: bn(x()).sum().backward(), a.reps)
     print(f"{'batch norm affine fwd+bwd (pytorch)':<44} {ms:>8.3f} ms")
+    for kind, stride in [("Max", 1), ("Avg", 1), ("Max", 2)]:
+        def pool(kind=kind, stride=stride):
+            if kind == "Max":
+                return F.max_pool2d(x(), 3, stride, 1)
+            return F.avg_pool2d(x(), 3, stride, 1, count_include_pad=False)
+        ms = median_ms(lambda: pool().sum().backward(), a.reps)
+        print(f"{kind + ' pool 3x3 stride ' + str(stride) + ' fwd+bwd (pytorch)':<44} {ms:>8.3f} ms")
     wp = (0.1 * torch.randn(c, c, 1, 1)).requires_grad_(True)
     ms = median_ms(lambda: F.conv2d(x(), wp).sum().backward(), a.reps)
     print(f"{'pointwise 1x1 fwd+bwd (pytorch)':<44} {ms:>8.3f} ms")

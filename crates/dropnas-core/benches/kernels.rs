@@ -6,7 +6,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Distribution, Tensor};
-use dropnas_core::kernels::{DepthwiseOptions, batch_norm_train, depthwise_conv2d};
+use dropnas_core::kernels::{DepthwiseOptions, PoolKind, batch_norm_train, depthwise_conv2d, pool3x3};
 use std::time::Instant;
 
 type B = Autodiff<Flex>;
@@ -64,6 +64,11 @@ fn main() {
         let y = cen * (var + 1e-5).sqrt().recip() * g.clone().reshape([1, c, 1, 1]) + b.clone().reshape([1, c, 1, 1]);
         let _ = y.sum().backward();
     });
+    for (kind, stride) in [(PoolKind::Max, 1), (PoolKind::Avg, 1), (PoolKind::Max, 2)] {
+        time(&format!("{kind:?} pool 3x3 stride {stride} fwd+bwd (dropnas kernel)"), 15, || {
+            let _ = pool3x3(x(), kind, stride).sum().backward();
+        });
+    }
     let wp = Tensor::<B, 4>::random([c, c, 1, 1], Distribution::Normal(0.0, 0.1), &device).require_grad();
     time("pointwise 1x1 fwd+bwd (matmul)", 15, || {
         let y = wp.clone().reshape([1, c, c]).matmul(x().reshape([n, c, s * s]));

@@ -5,6 +5,7 @@
 //! passes (statistics, then normalisation) and the backward two more, with channel statistics
 //! accumulated in `f64`.
 
+use super::lanes::{sum_and_centered_dot, sum_f64, sum_sq_dev_f64};
 use super::min_planes;
 use rayon::prelude::*;
 
@@ -28,9 +29,9 @@ pub fn stats(x: &[f32], g: &BnGeom) -> (Vec<f32>, Vec<f32>) {
         .into_par_iter()
         .with_min_len(min_planes(g.n * g.hw))
         .map(|ch| {
-            let sum: f64 = planes(x, g, ch).map(|p| p.iter().map(|&v| v as f64).sum::<f64>()).sum();
+            let sum: f64 = planes(x, g, ch).map(sum_f64).sum();
             let mean = sum / count;
-            let sq: f64 = planes(x, g, ch).map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>()).sum();
+            let sq: f64 = planes(x, g, ch).map(|p| sum_sq_dev_f64(p, mean)).sum();
             (mean as f32, (sq / count) as f32)
         })
         .collect();
@@ -87,12 +88,7 @@ pub fn backward(
             for n in 0..g.n {
                 let off = (n * g.c + ch) * g.hw;
                 let (xs, dys) = (&x[off..off + g.hw], &grad_out[off..off + g.hw]);
-                let (mut a, mut b) = (0.0f32, 0.0f32);
-                let (mf, isf) = (m as f32, is as f32);
-                for (&xv, &dy) in xs.iter().zip(dys) {
-                    a += dy;
-                    b += dy * (xv - mf) * isf;
-                }
+                let (a, b) = sum_and_centered_dot(xs, dys, m as f32, is as f32);
                 s_dy += a as f64;
                 s_dy_xhat += b as f64;
             }

@@ -5,6 +5,7 @@
 //! weight-gradient convolution through copies). These loops walk one `(n, c)` plane at a time,
 //! tap by tap, so that the innermost loop is a contiguous axpy the compiler vectorises.
 
+use super::lanes::dot;
 use super::min_planes;
 use rayon::prelude::*;
 
@@ -157,9 +158,7 @@ pub fn backward_weight(x: &[f32], grad_out: &[f32], g: &DwGeom) -> Vec<f32> {
                     if sx == 1 {
                         let start = (t.ox.0 as isize + t.x_off) as usize;
                         let len = t.ox.1 - t.ox.0;
-                        for (&gv, &xv) in row_go[t.ox.0..t.ox.1].iter().zip(&row_in[start..start + len]) {
-                            row += gv * xv;
-                        }
+                        row = dot(&row_go[t.ox.0..t.ox.1], &row_in[start..start + len]);
                     } else {
                         for ox in t.ox.0..t.ox.1 {
                             row += row_go[ox] * row_in[((ox * sx) as isize + t.x_off) as usize];

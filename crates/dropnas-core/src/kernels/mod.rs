@@ -15,6 +15,8 @@ pub mod depthwise_cpu;
 #[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "flex")]
+mod lanes;
+#[cfg(feature = "flex")]
 pub mod pool_cpu;
 #[cfg(all(test, feature = "flex"))]
 mod tests;
