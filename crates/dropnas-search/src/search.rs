@@ -110,12 +110,8 @@ pub fn run_search<B: DropnasAutodiffBackend>(
     let run = RunDir::open(&cfg.out_dir, &cfg.name, resume)?;
     let ckpt = if resume { Some(Checkpoint::load(&run.checkpoint_path())?) } else { None };
     if let Some(c) = &ckpt {
-        if c.header["kind"] != "search" {
-            return Err(SearchError::Config(format!("{} is not a search checkpoint", run.checkpoint_path().display())));
-        }
         // The run continues with the configuration it started with; only where it runs may change.
-        let saved: SearchConfig = serde_json::from_value(c.header["config"].clone())
-            .map_err(|e| SearchError::Config(format!("checkpoint configuration unreadable: {e}")))?;
+        let saved: SearchConfig = c.run_config("search", &run.checkpoint_path())?;
         // `--max-steps` is a stopping point of this invocation, not of the run: a resume without it
         // runs to the end.
         cfg = SearchConfig {

@@ -238,12 +238,7 @@ pub fn load_network<B: dropnas_core::DropnasBackend>(
     device: &B::Device,
 ) -> Result<(AugmentNetwork<B>, AugmentNetworkConfig, Checkpoint), TrainError> {
     let ckpt = Checkpoint::load(path)?;
-    if ckpt.header["kind"] != "augment" {
-        return Err(TrainError::Config(format!(
-            "{} is not an augment checkpoint (a search checkpoint?)",
-            path.display()
-        )));
-    }
+    ckpt.expect_kind("augment", path)?;
     let net_cfg: AugmentNetworkConfig = serde_json::from_value(ckpt.header["network"].clone())
         .map_err(|e| TrainError::Config(format!("{}: unreadable network description: {e}", path.display())))?;
     let net = net_cfg.init::<B>(device);
@@ -267,14 +262,7 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
     let run = RunDir::open(&cfg.out_dir, &cfg.name, resume)?;
     let ckpt = if resume { Some(Checkpoint::load(&run.checkpoint_path())?) } else { None };
     if let Some(c) = &ckpt {
-        if c.header["kind"] != "augment" {
-            return Err(TrainError::Config(format!(
-                "{} is not an augment checkpoint",
-                run.checkpoint_path().display()
-            )));
-        }
-        let saved: AugmentConfig = serde_json::from_value(c.header["config"].clone())
-            .map_err(|e| TrainError::Config(format!("checkpoint configuration unreadable: {e}")))?;
+        let saved: AugmentConfig = c.run_config("augment", &run.checkpoint_path())?;
         // Only where it runs and where this invocation stops (`--max-steps`) may change.
         cfg = AugmentConfig {
             workers: cfg.workers,

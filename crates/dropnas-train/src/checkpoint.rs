@@ -21,6 +21,8 @@ pub enum CheckpointError {
     Corrupt { path: PathBuf, what: String },
     #[error("checkpoint {path} lacks part `{part}`; it was written by another kind of run")]
     MissingPart { path: PathBuf, part: String },
+    #[error("{path} {detail}")]
+    WrongKind { path: PathBuf, detail: String },
     #[error("cannot restore {what} from {path}: {detail}")]
     Restore { path: PathBuf, what: String, detail: String },
 }
@@ -48,6 +50,29 @@ impl Checkpoint {
             .find(|(n, _)| n == name)
             .map(|(_, b)| b.as_slice())
             .ok_or_else(|| CheckpointError::MissingPart { path: path.to_path_buf(), part: name.into() })
+    }
+
+    /// Refuses a checkpoint written by another kind of run ("search", "augment").
+    pub fn expect_kind(&self, kind: &str, path: &Path) -> Result<(), CheckpointError> {
+        let found = self.header["kind"].as_str().unwrap_or("unknown");
+        if found == kind {
+            return Ok(());
+        }
+        let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        Err(CheckpointError::WrongKind {
+            path: path.to_path_buf(),
+            detail: format!("is not {article} {kind} checkpoint (it was written by a {found} run)"),
+        })
+    }
+
+    /// The configuration a run of `kind` ("search", "augment") saved in this checkpoint: a resumed
+    /// run continues with it, not with the flags it is resumed with.
+    pub fn run_config<C: serde::de::DeserializeOwned>(&self, kind: &str, path: &Path) -> Result<C, CheckpointError> {
+        self.expect_kind(kind, path)?;
+        serde_json::from_value(self.header["config"].clone()).map_err(|e| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            what: format!("its configuration is unreadable: {e}"),
+        })
     }
 
     /// Writes atomically to `path`.
