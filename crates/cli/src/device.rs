@@ -31,9 +31,13 @@ pub fn compiled_backends() -> Vec<&'static str> {
 }
 
 impl DeviceSpec {
-    /// The best device compiled in: CUDA, then wgpu, then the CPU.
+    /// The best device compiled in: CUDA (when a driver is present), then wgpu, then the CPU.
     pub fn best() -> Self {
-        if cfg!(feature = "cuda") {
+        #[cfg(feature = "cuda")]
+        let cuda = cuda_driver_present();
+        #[cfg(not(feature = "cuda"))]
+        let cuda = false;
+        if cuda {
             DeviceSpec::Cuda(0)
         } else if cfg!(feature = "wgpu") {
             DeviceSpec::Wgpu(None)
@@ -80,7 +84,38 @@ impl DeviceSpec {
                 if needed == "cpu" { "flex" } else { needed }
             )));
         }
+        spec.check_usable(&text)?;
         Ok(spec)
+    }
+
+    /// Refuses a GPU device this machine cannot run (no driver, no such device), with a message
+    /// that says what to do, before any work starts: otherwise the backend panics deep in its
+    /// first kernel launch.
+    #[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(unused_variables))]
+    fn check_usable(&self, text: &str) -> Result<()> {
+        let fix = "install the GPU driver, pick another index, or use --device cpu";
+        match self {
+            DeviceSpec::Cpu => Ok(()),
+            #[cfg(feature = "cuda")]
+            DeviceSpec::Cuda(i) => {
+                if !cuda_driver_present() {
+                    bail!(crate::UserError::new(format!(
+                        "device `{text}`: no CUDA driver on this machine (libcuda.so.1 cannot be loaded); \
+                         install the NVIDIA driver, or use --device cpu (or wgpu)"
+                    )));
+                }
+                let device = burn::backend::cuda::CudaDevice::new(*i);
+                probe::<burn::backend::Cuda>(&device, text, fix)
+            }
+            #[cfg(feature = "wgpu")]
+            DeviceSpec::Wgpu(i) => {
+                use burn::backend::wgpu::WgpuDevice;
+                let device = i.map_or(WgpuDevice::DefaultDevice, WgpuDevice::DiscreteGpu);
+                probe::<burn::backend::Wgpu>(&device, text, fix)
+            }
+            #[allow(unreachable_patterns)]
+            _ => Ok(()),
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -89,6 +124,48 @@ impl DeviceSpec {
             DeviceSpec::Cuda(i) => format!("cuda:{i}"),
             DeviceSpec::Wgpu(Some(i)) => format!("wgpu:{i}"),
             DeviceSpec::Wgpu(None) => "wgpu (default adapter)".into(),
+        }
+    }
+}
+
+/// Whether the NVIDIA driver library can be loaded (what the CUDA backend loads at run time).
+#[cfg(feature = "cuda")]
+fn cuda_driver_present() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: dlopen with a constant, NUL-terminated name; the handle is closed at once.
+        unsafe {
+            let handle = libc::dlopen(c"libcuda.so.1".as_ptr(), libc::RTLD_LAZY);
+            if handle.is_null() {
+                return false;
+            }
+            libc::dlclose(handle);
+        }
+        true
+    }
+    #[cfg(not(target_os = "linux"))]
+    true
+}
+
+/// Runs one tiny operation on `device`; a backend that cannot start panics, which becomes an
+/// error here (the panic message is kept out of the user's way).
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn probe<B: burn::tensor::backend::Backend>(device: &B::Device, text: &str, fix: &str) -> Result<()> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        burn::tensor::Tensor::<B, 1>::ones([1], device).into_data()
+    }));
+    std::panic::set_hook(hook);
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(cause) => {
+            let why = cause
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| cause.downcast_ref::<&str>().copied())
+                .unwrap_or("the backend failed to start");
+            bail!(crate::UserError::new(format!("device `{text}` cannot be used: {why}; {fix}")))
         }
     }
 }
