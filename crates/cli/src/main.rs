@@ -55,9 +55,11 @@ enum Command {
     Report(commands::report::ReportArgs),
 }
 
-/// Console logging through tracing: `RUST_LOG` sets the verbosity (default `info`).
+/// Console logging through tracing: `RUST_LOG` sets the verbosity (default: `info` for dropnas,
+/// only warnings and errors from Burn and the GPU stacks, whose `info` lines are adapter dumps).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,burn=warn,cubecl=error,wgpu=warn,naga=warn".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
