@@ -82,13 +82,13 @@ pub fn backward(
         .into_par_iter()
         .with_min_len(min_planes(g.n * g.hw))
         .map(|ch| {
-            let (m, is) = (mean[ch] as f64, invstd[ch]);
+            let (m, is) = (mean[ch], invstd[ch] as f32);
             let mut s_dy = 0.0f64;
             let mut s_dy_xhat = 0.0f64;
             for n in 0..g.n {
                 let off = (n * g.c + ch) * g.hw;
                 let (xs, dys) = (&x[off..off + g.hw], &grad_out[off..off + g.hw]);
-                let (a, b) = sum_and_centered_dot(xs, dys, m as f32, is as f32);
+                let (a, b) = sum_and_centered_dot(xs, dys, m, is);
                 s_dy += a as f64;
                 s_dy_xhat += b as f64;
             }

@@ -112,7 +112,8 @@ pub fn max_backward(x: &[f32], grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
             let go = &grad_out[p * oh * ow..(p + 1) * oh * ow];
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let (t, j) = (tap[oy * ow + ox] as usize, oy * ow + ox);
+                    let j = oy * ow + ox;
+                    let t = tap[j] as usize;
                     d[(oy * g.stride + t / 3 - 1) * g.w + ox * g.stride + t % 3 - 1] += go[j];
                 }
             }
