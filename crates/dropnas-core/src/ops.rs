@@ -4,7 +4,7 @@
 
 use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
-use crate::kernels::{DropnasBackend, PoolKind, pool3x3};
+use crate::kernels::{DepthwiseOptions, DropnasBackend, PoolKind, pool3x3, relu_dw_pw, relu_pointwise};
 use crate::search_space::OpKind;
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -24,7 +24,7 @@ impl<B: DropnasBackend> StdConv<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.conv.forward(relu(x)))
+        self.bn.forward(relu_pointwise(x, self.conv.weight.val()))
     }
 }
 
@@ -86,12 +86,20 @@ impl<B: DropnasBackend> DilConv<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.forward_from_relu(relu(x))
+        self.bn.forward(self.unit(x, true))
     }
 
     /// The forward of an input that already went through the op's leading ReLU.
     pub fn forward_from_relu(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.pointwise.forward(self.depthwise.forward(x)))
+        self.bn.forward(self.unit(x, false))
+    }
+
+    /// ReLU (when `relu`), depthwise and pointwise convolutions as one operation, which keeps
+    /// only its input for the backward pass (see [`crate::kernels::DropnasBackend::relu_dw_pw`]).
+    fn unit(&self, x: Tensor<B, 4>, relu: bool) -> Tensor<B, 4> {
+        let dw = &self.depthwise;
+        let options = DepthwiseOptions { stride: dw.stride, padding: dw.padding, dilation: dw.dilation };
+        relu_dw_pw(x, dw.weight.val(), self.pointwise.weight.val(), options, relu)
     }
 }
 

@@ -82,19 +82,20 @@ impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C>
             }
         }
 
+        /// Without affine parameters the output is the normalised input: the state keeps the
+        /// output (which the next op keeps too) instead of the input.
         #[derive(Debug)]
         struct BatchNormBackward;
 
         impl<B: DropnasBackend> Backward<B, 1> for BatchNormBackward {
-            type State = BnState<B>;
+            type State = (FloatTensor<B>, FloatTensor<B>, f64);
 
             fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
                 let [node_x] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
-                let (x, _, mean, var, eps) = ops.state;
-                let (dx, _, _) = B::batch_norm_train_backward(x, None, mean, var, grad, eps);
+                let (xhat, var, eps) = ops.state;
                 if let Some(node) = node_x {
-                    grads.register::<B>(node.id, dx);
+                    grads.register::<B>(node.id, B::batch_norm_normalized_backward(xhat, var, grad, eps));
                 }
             }
         }
@@ -119,13 +120,92 @@ impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C>
             }
             _ => {
                 let prep = BatchNormBackward.prepare::<C>([x.node.clone()]).compute_bound().stateful();
-                let (y, mean, var) = B::batch_norm_train(x.primitive.clone(), None, None, eps);
+                let (y, mean, var) = B::batch_norm_train(x.primitive, None, None, eps);
                 let out = match prep {
-                    OpsKind::Tracked(prep) => prep.finish((x.primitive, None, mean.clone(), var.clone(), eps), y),
+                    OpsKind::Tracked(prep) => prep.finish((y.clone(), var.clone(), eps), y),
                     OpsKind::UnTracked(prep) => prep.finish(y),
                 };
                 (out, stat(mean), stat(var))
             }
+        }
+    }
+
+    fn relu_dw_pw(
+        x: FloatTensor<Self>,
+        dw_weight: FloatTensor<Self>,
+        pw_weight: FloatTensor<Self>,
+        options: DepthwiseOptions,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        /// Keeps the three inputs only; the backward recomputes the ReLU and the depthwise output.
+        #[derive(Debug)]
+        struct ReluDwPwBackward;
+
+        impl<B: DropnasBackend> Backward<B, 3> for ReluDwPwBackward {
+            type State = (NodeId, NodeId, NodeId, DepthwiseOptions, bool);
+
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+                let [node_x, node_dw, node_pw] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x_state, dw_state, pw_state, options, relu) = ops.state;
+                let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+                let dw = checkpointer.retrieve_node_output::<FloatTensor<B>>(dw_state);
+                let pw = checkpointer.retrieve_node_output::<FloatTensor<B>>(pw_state);
+                let (dx, ddw, dpw) = B::relu_dw_pw_backward(x, dw, pw, grad, options, relu);
+                for (node, g) in [(node_x, dx), (node_dw, ddw), (node_pw, dpw)] {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, g);
+                    }
+                }
+            }
+        }
+
+        let parents = [x.node.clone(), dw_weight.node.clone(), pw_weight.node.clone()];
+        match ReluDwPwBackward.prepare::<C>(parents).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let dw_state = prep.checkpoint(&dw_weight);
+                let pw_state = prep.checkpoint(&pw_weight);
+                let out = B::relu_dw_pw(x.primitive, dw_weight.primitive, pw_weight.primitive, options, relu);
+                prep.finish((x_state, dw_state, pw_state, options, relu), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::relu_dw_pw(x.primitive, dw_weight.primitive, pw_weight.primitive, options, relu))
+            }
+        }
+    }
+
+    fn relu_pointwise(x: FloatTensor<Self>, pw_weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        /// Keeps the two inputs only; the backward recomputes the ReLU.
+        #[derive(Debug)]
+        struct ReluPointwiseBackward;
+
+        impl<B: DropnasBackend> Backward<B, 2> for ReluPointwiseBackward {
+            type State = (NodeId, NodeId);
+
+            fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+                let [node_x, node_pw] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x_state, pw_state) = ops.state;
+                let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+                let pw = checkpointer.retrieve_node_output::<FloatTensor<B>>(pw_state);
+                let (dx, dpw) = B::relu_pointwise_backward(x, pw, grad);
+                for (node, g) in [(node_x, dx), (node_pw, dpw)] {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, g);
+                    }
+                }
+            }
+        }
+
+        match ReluPointwiseBackward.prepare::<C>([x.node.clone(), pw_weight.node.clone()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let pw_state = prep.checkpoint(&pw_weight);
+                let out = B::relu_pointwise(x.primitive, pw_weight.primitive);
+                prep.finish((x_state, pw_state), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::relu_pointwise(x.primitive, pw_weight.primitive)),
         }
     }
 

@@ -66,10 +66,13 @@ pub fn forward(
 }
 
 /// Gradients of [`forward`]: `(dx, dgamma, dbeta)` (the last two per channel).
+///
+/// `mean` absent: `x` is already the normalised input `xhat` (the output of a BatchNorm
+/// without affine parameters), used as it is.
 pub fn backward(
     x: &[f32],
     gamma: Option<&[f32]>,
-    mean: &[f32],
+    mean: Option<&[f32]>,
     var: &[f32],
     grad_out: &[f32],
     g: &BnGeom,
@@ -82,7 +85,7 @@ pub fn backward(
         .into_par_iter()
         .with_min_len(min_planes(g.n * g.hw))
         .map(|ch| {
-            let (m, is) = (mean[ch], invstd[ch] as f32);
+            let (m, is) = xhat_of(mean, &invstd, ch);
             let mut s_dy = 0.0f64;
             let mut s_dy_xhat = 0.0f64;
             for n in 0..g.n {
@@ -99,11 +102,10 @@ pub fn backward(
     dx.par_chunks_mut(g.hw).enumerate().with_min_len(min_planes(g.hw)).for_each(|(plane, d)| {
         let ch = plane % g.c;
         let gm = gamma.map_or(1.0, |gm| gm[ch] as f64);
-        let (is, m) = (invstd[ch], mean[ch]);
-        let k = (gm * is) as f32;
+        let k = (gm * invstd[ch]) as f32;
         let mean_dy = (sums[ch].0 / count) as f32;
         let mean_dy_xhat = (sums[ch].1 / count) as f32;
-        let isf = is as f32;
+        let (m, isf) = xhat_of(mean, &invstd, ch);
         let off = plane * g.hw;
         for ((dv, &xv), &dy) in d.iter_mut().zip(&x[off..off + g.hw]).zip(&grad_out[off..off + g.hw]) {
             let xhat = (xv - m) * isf;
@@ -113,6 +115,14 @@ pub fn backward(
     let dgamma = sums.iter().map(|s| s.1 as f32).collect();
     let dbeta = sums.iter().map(|s| s.0 as f32).collect();
     (dx, dgamma, dbeta)
+}
+
+/// The `(m, s)` of channel `ch` for which `xhat = (x - m) * s`.
+fn xhat_of(mean: Option<&[f32]>, invstd: &[f64], ch: usize) -> (f32, f32) {
+    match mean {
+        Some(mean) => (mean[ch], invstd[ch] as f32),
+        None => (0.0, 1.0),
+    }
 }
 
 #[cfg(test)]
@@ -131,7 +141,7 @@ mod tests {
             y.iter().zip(&dy).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
         };
         let (_, mean, var) = forward(&x, Some(&gamma), Some(&beta), &g, 1e-5);
-        let (dx, dgamma, dbeta) = backward(&x, Some(&gamma), &mean, &var, &dy, &g, 1e-5);
+        let (dx, dgamma, dbeta) = backward(&x, Some(&gamma), Some(&mean), &var, &dy, &g, 1e-5);
         let h = 1e-2f32;
         for i in [0usize, 7, 19, 29] {
             let (mut xp, mut xm) = (x.clone(), x.clone());

@@ -69,15 +69,27 @@ fn taps(g: &DwGeom) -> Vec<Tap> {
     v
 }
 
-/// `out[n, c] = sum over taps of w[c, tap] * shifted x[n, c]`.
-pub fn forward(x: &[f32], weight: &[f32], g: &DwGeom) -> Vec<f32> {
+/// `relu(x)` of one input plane into `buf` (which stays in cache), or the plane itself.
+fn input_plane<'a>(x: &'a [f32], plane: usize, g: &DwGeom, relu: bool, buf: &'a mut Vec<f32>) -> &'a [f32] {
+    let xin = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
+    if !relu {
+        return xin;
+    }
+    buf.clear();
+    buf.extend(xin.iter().map(|&v| v.max(0.0)));
+    buf
+}
+
+/// `out[n, c] = sum over taps of w[c, tap] * shifted x[n, c]`, of `relu(x)` when `relu`.
+pub fn forward(x: &[f32], weight: &[f32], g: &DwGeom, relu: bool) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
     let mut out = vec![0.0f32; g.n * g.c * oh * ow];
     let taps = taps(g);
     let [sy, sx] = g.stride;
-    out.par_chunks_mut(oh * ow).enumerate().with_min_len(min_planes(g.h * g.w)).for_each(|(plane, o)| {
+    let chunks = out.par_chunks_mut(oh * ow).enumerate().with_min_len(min_planes(g.h * g.w));
+    chunks.for_each_init(Vec::new, |buf, (plane, o)| {
         let ch = plane % g.c;
-        let xin = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
+        let xin = input_plane(x, plane, g, relu, buf);
         let wk = &weight[ch * g.kh * g.kw..(ch + 1) * g.kh * g.kw];
         for t in &taps {
             let wv = wk[t.index];
@@ -103,7 +115,9 @@ pub fn forward(x: &[f32], weight: &[f32], g: &DwGeom) -> Vec<f32> {
 }
 
 /// Gradient with respect to the input: every output gradient scattered back through its taps.
-pub fn backward_input(grad_out: &[f32], weight: &[f32], g: &DwGeom) -> Vec<f32> {
+/// With `relu_of = Some(x)` the convolution's input was `relu(x)`, and the gradient is that of
+/// `x` (zero where `x <= 0`).
+pub fn backward_input(grad_out: &[f32], weight: &[f32], g: &DwGeom, relu_of: Option<&[f32]>) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
     let mut dx = vec![0.0f32; g.n * g.c * g.h * g.w];
     let taps = taps(g);
@@ -131,22 +145,30 @@ pub fn backward_input(grad_out: &[f32], weight: &[f32], g: &DwGeom) -> Vec<f32> 
                 }
             }
         }
+        if let Some(x) = relu_of {
+            // ReLU's backward, PyTorch's convention: no gradient where the input is <= 0
+            for (dv, &xv) in d.iter_mut().zip(&x[plane * g.h * g.w..(plane + 1) * g.h * g.w]) {
+                *dv = if xv > 0.0 { *dv } else { 0.0 };
+            }
+        }
     });
     dx
 }
 
 /// Gradient with respect to the weight: per channel and tap, the correlation of the output
-/// gradient with the shifted input, summed over the batch (rows summed in `f32`, then in `f64`).
-pub fn backward_weight(x: &[f32], grad_out: &[f32], g: &DwGeom) -> Vec<f32> {
+/// gradient with the shifted input (`relu(x)` when `relu`), summed over the batch (rows summed
+/// in `f32`, then in `f64`).
+pub fn backward_weight(x: &[f32], grad_out: &[f32], g: &DwGeom, relu: bool) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
     let taps = taps(g);
     let [sy, sx] = g.stride;
     let mut dw = vec![0.0f32; g.c * g.kh * g.kw];
-    dw.par_chunks_mut(g.kh * g.kw).enumerate().with_min_len(min_planes(g.n * g.h * g.w)).for_each(|(ch, dk)| {
+    let chunks = dw.par_chunks_mut(g.kh * g.kw).enumerate().with_min_len(min_planes(g.n * g.h * g.w));
+    chunks.for_each_init(Vec::new, |buf, (ch, dk)| {
         let mut acc = vec![0.0f64; g.kh * g.kw];
         for n in 0..g.n {
             let plane = n * g.c + ch;
-            let xin = &x[plane * g.h * g.w..(plane + 1) * g.h * g.w];
+            let xin = input_plane(x, plane, g, relu, buf);
             let go = &grad_out[plane * oh * ow..(plane + 1) * oh * ow];
             for t in &taps {
                 let mut sum = 0.0f64;
@@ -241,7 +263,7 @@ mod tests {
             };
             let x = pseudo(g.n * g.c * g.h * g.w, 1);
             let w = pseudo(g.c * k * k, 2);
-            let out = forward(&x, &w, &g);
+            let out = forward(&x, &w, &g, false);
             let want = naive(&x, &w, &g);
             for (a, b) in out.iter().zip(&want) {
                 assert!((a - b).abs() < 1e-5, "forward k{k} s{s} p{p} d{d}");
@@ -249,12 +271,19 @@ mod tests {
             // <grad_out, conv(x, w)> = <backward_input(grad_out), x> = <backward_weight(x, grad_out), w>
             let go = pseudo(out.len(), 3);
             let lhs: f64 = go.iter().zip(&out).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
-            let dx = backward_input(&go, &w, &g);
-            let dw = backward_weight(&x, &go, &g);
+            let dx = backward_input(&go, &w, &g, None);
+            let dw = backward_weight(&x, &go, &g, false);
             let via_x: f64 = dx.iter().zip(&x).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
             let via_w: f64 = dw.iter().zip(&w).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
             assert!((lhs - via_x).abs() < 1e-3, "input adjoint k{k} s{s}: {lhs} vs {via_x}");
             assert!((lhs - via_w).abs() < 1e-3, "weight adjoint k{k} s{s}: {lhs} vs {via_w}");
+
+            // relu fused on read: exactly the loops run on relu(x), and the input gradient masked
+            let rx: Vec<f32> = x.iter().map(|v| v.max(0.0)).collect();
+            assert_eq!(forward(&x, &w, &g, true), forward(&rx, &w, &g, false), "relu forward k{k} s{s}");
+            assert_eq!(backward_weight(&x, &go, &g, true), backward_weight(&rx, &go, &g, false), "relu dw k{k} s{s}");
+            let masked: Vec<f32> = dx.iter().zip(&x).map(|(&d, &v)| if v > 0.0 { d } else { 0.0 }).collect();
+            assert_eq!(backward_input(&go, &w, &g, Some(&x)), masked, "relu dx k{k} s{s}");
         }
     }
 }

@@ -45,7 +45,44 @@ impl DropnasBackend for Flex {
             let conv = options.conv_options(ws[0]);
             return <Flex as burn::tensor::ops::ModuleOps<Flex>>::conv2d(x, w, None, conv);
         };
-        tensor(forward(xv, wv, &g), [g.n, g.c, g.out_h(), g.out_w()])
+        tensor(forward(xv, wv, &g, false), [g.n, g.c, g.out_h(), g.out_w()])
+    }
+
+    fn relu_dw_pw(x: FlexTensor, dw: FlexTensor, pw: FlexTensor, options: DepthwiseOptions, relu: bool) -> FlexTensor {
+        let (x, xs) = f32_data(&x);
+        let (w, ws) = f32_data(&dw);
+        let g = geom(&xs, &ws, &options);
+        let (Some(xv), Some(wv)) = (x.as_slice::<f32>(), w.as_slice::<f32>()) else {
+            return super::generic_relu_dw_pw::<Flex>(x, w, pw, options, relu);
+        };
+        // the ReLU is applied plane by plane as the loops read the input: no ReLU tensor
+        let d = tensor(forward(xv, wv, &g, relu), [g.n, g.c, g.out_h(), g.out_w()]);
+        super::pointwise::<Flex>(d, pw)
+    }
+
+    fn relu_dw_pw_backward(
+        x: FlexTensor,
+        dw: FlexTensor,
+        pw: FlexTensor,
+        grad_out: FlexTensor,
+        options: DepthwiseOptions,
+        relu: bool,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, xs) = f32_data(&x);
+        let (w, ws) = f32_data(&dw);
+        let g = geom(&xs, &ws, &options);
+        let (Some(xv), Some(wv)) = (x.as_slice::<f32>(), w.as_slice::<f32>()) else {
+            return super::generic_relu_dw_pw_backward::<Flex>(x, w, pw, grad_out, options, relu);
+        };
+        let d = tensor(forward(xv, wv, &g, relu), [g.n, g.c, g.out_h(), g.out_w()]);
+        let (d_d, d_pw) = super::pointwise_backward::<Flex>(d, pw.clone(), grad_out.clone());
+        let (d_d, _) = f32_data(&d_d);
+        let Some(gv) = d_d.as_slice::<f32>() else {
+            return super::generic_relu_dw_pw_backward::<Flex>(x, w, pw, grad_out, options, relu);
+        };
+        let dx = tensor(backward_input(gv, wv, &g, relu.then_some(xv)), [g.n, g.c, g.h, g.w]);
+        let d_dw = tensor(backward_weight(xv, gv, &g, relu), [g.c, 1, g.kh, g.kw]);
+        (dx, d_dw, d_pw)
     }
 
     fn depthwise_conv2d_backward(
@@ -60,8 +97,8 @@ impl DropnasBackend for Flex {
         let g = geom(&xs, &ws, &options);
         match (x.as_slice::<f32>(), w.as_slice::<f32>(), go.as_slice::<f32>()) {
             (Some(xv), Some(wv), Some(gv)) => {
-                let dx = tensor(backward_input(gv, wv, &g), [g.n, g.c, g.h, g.w]);
-                let dw = tensor(backward_weight(xv, gv, &g), [g.c, 1, g.kh, g.kw]);
+                let dx = tensor(backward_input(gv, wv, &g, None), [g.n, g.c, g.h, g.w]);
+                let dw = tensor(backward_weight(xv, gv, &g, false), [g.c, 1, g.kh, g.kw]);
                 (dx, dw)
             }
             _ => {
@@ -170,9 +207,16 @@ impl DropnasBackend for Flex {
         grad_out: FlexTensor,
         eps: f64,
     ) -> (FlexTensor, Option<FlexTensor>, Option<FlexTensor>) {
-        match batch_norm::train_backward(&x, gamma.as_ref(), &mean, &var, &grad_out, eps) {
+        match batch_norm::train_backward(&x, gamma.as_ref(), Some(&mean), &var, &grad_out, eps) {
             Some(out) => out,
             None => super::generic_batch_norm_train_backward::<Flex>(x, gamma, mean, var, grad_out, eps),
+        }
+    }
+
+    fn batch_norm_normalized_backward(xhat: FlexTensor, var: FlexTensor, grad_out: FlexTensor, eps: f64) -> FlexTensor {
+        match batch_norm::train_backward(&xhat, None, None, &var, &grad_out, eps) {
+            Some((dx, _, _)) => dx,
+            None => super::generic_batch_norm_normalized_backward::<Flex>(xhat, var, grad_out, eps),
         }
     }
 }
@@ -222,28 +266,26 @@ mod batch_norm {
     pub fn train_backward(
         x: &FlexTensor,
         gamma: Option<&FlexTensor>,
-        mean: &FlexTensor,
+        mean: Option<&FlexTensor>,
         var: &FlexTensor,
         grad_out: &FlexTensor,
         eps: f64,
     ) -> Option<(FlexTensor, Option<FlexTensor>, Option<FlexTensor>)> {
         let shape = x.layout().shape().to_vec();
         let g = geom(&shape);
-        let (x, mean, var, go) = (contiguous(x), contiguous(mean), contiguous(var), contiguous(grad_out));
+        let (x, var, go) = (contiguous(x), contiguous(var), contiguous(grad_out));
+        let mean = mean.map(contiguous);
+        let ms = match &mean {
+            Some(t) => Some(t.as_slice::<f32>()?),
+            None => None,
+        };
         let gamma = gamma.map(contiguous);
         let gs = match &gamma {
             Some(t) => Some(t.as_slice::<f32>()?),
             None => None,
         };
-        let (dx, dgamma, dbeta) = backward(
-            x.as_slice::<f32>()?,
-            gs,
-            mean.as_slice::<f32>()?,
-            var.as_slice::<f32>()?,
-            go.as_slice::<f32>()?,
-            &g,
-            eps,
-        );
+        let (dx, dgamma, dbeta) =
+            backward(x.as_slice::<f32>()?, gs, ms, var.as_slice::<f32>()?, go.as_slice::<f32>()?, &g, eps);
         let affine = gamma.is_some();
         Some((
             FlexTensor::from_data(TensorData::new(dx, shape)),

@@ -78,6 +78,55 @@ pub trait DropnasBackend: Backend {
         (dx, dw)
     }
 
+    /// `pointwise(depthwise(relu(x)))` (the ReLU only when `relu`): the unit DilConv and SepConv
+    /// are made of, as one operation. `pw_weight` is `[C_out, C_in, 1, 1]`.
+    ///
+    /// Why one operation: its backward needs only `x`. On an autodiff backend the unit keeps `x`
+    /// (which the graph holds anyway) and recomputes the ReLU and the depthwise output in the
+    /// backward pass, instead of keeping both for every op of every edge until then. Same
+    /// values, same gradients; about half of a search step's saved activations.
+    fn relu_dw_pw(
+        x: FloatTensor<Self>,
+        dw_weight: FloatTensor<Self>,
+        pw_weight: FloatTensor<Self>,
+        options: DepthwiseOptions,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        generic_relu_dw_pw::<Self>(x, dw_weight, pw_weight, options, relu)
+    }
+
+    /// Gradients of [`Self::relu_dw_pw`] with respect to `x`, `dw_weight` and `pw_weight`.
+    #[allow(clippy::type_complexity)]
+    fn relu_dw_pw_backward(
+        x: FloatTensor<Self>,
+        dw_weight: FloatTensor<Self>,
+        pw_weight: FloatTensor<Self>,
+        grad_out: FloatTensor<Self>,
+        options: DepthwiseOptions,
+        relu: bool,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        generic_relu_dw_pw_backward::<Self>(x, dw_weight, pw_weight, grad_out, options, relu)
+    }
+
+    /// `pointwise(relu(x))`: a cell's input preprocessing (ReLU, 1x1 convolution) as one
+    /// operation that keeps only `x` for the backward pass, for the same reason as
+    /// [`Self::relu_dw_pw`]. A cell's output feeds the preprocessing of the next two cells;
+    /// both then keep that one tensor instead of a ReLU of it each.
+    fn relu_pointwise(x: FloatTensor<Self>, pw_weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        pointwise::<Self>(Self::relu(x), pw_weight)
+    }
+
+    /// Gradients of [`Self::relu_pointwise`] with respect to `x` and `pw_weight`.
+    fn relu_pointwise_backward(
+        x: FloatTensor<Self>,
+        pw_weight: FloatTensor<Self>,
+        grad_out: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let r = Self::relu(x);
+        let (d_r, d_pw) = pointwise_backward::<Self>(r.clone(), pw_weight, grad_out);
+        (Self::relu_backward(r, d_r), d_pw)
+    }
+
     /// `y * w` for a one-element `w`: an op's output scaled by its mixing weight.
     fn scale(y: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
         generic_scale::<Self>(y, w)
@@ -120,6 +169,21 @@ pub trait DropnasBackend: Backend {
         generic_batch_norm_train::<Self>(x, gamma, beta, eps)
     }
 
+    /// Input gradient of the non-affine [`Self::batch_norm_train`] from its output, which is the
+    /// normalised input `xhat` itself.
+    ///
+    /// Why: the op after a search cell's BatchNorm (the mixing-weight scale, or the next ReLU
+    /// unit) keeps that output anyway; keeping it for the BatchNorm too, instead of the input,
+    /// frees the input as soon as the forward has used it.
+    fn batch_norm_normalized_backward(
+        xhat: FloatTensor<Self>,
+        var: FloatTensor<Self>,
+        grad_out: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        generic_batch_norm_normalized_backward::<Self>(xhat, var, grad_out, eps)
+    }
+
     /// Gradients of [`Self::batch_norm_train`]: `(dx, dgamma, dbeta)`, the last two when affine.
     #[allow(clippy::type_complexity)]
     fn batch_norm_train_backward(
@@ -132,6 +196,74 @@ pub trait DropnasBackend: Backend {
     ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>, Option<FloatTensor<Self>>) {
         generic_batch_norm_train_backward::<Self>(x, gamma, mean, var, grad_out, eps)
     }
+}
+
+/// The 1x1 convolution of `d` `[N, C_in, H, W]` by `pw` `[C_out, C_in, 1, 1]`, as a matrix
+/// product per image.
+pub(crate) fn pointwise<B: Backend>(d: FloatTensor<B>, pw: FloatTensor<B>) -> FloatTensor<B> {
+    let (d, pw) = (float::<B, 4>(d), float::<B, 4>(pw));
+    let ([n, c_in, h, w], [c_out, ..]) = (d.dims(), pw.dims());
+    prim(pw.reshape([1, c_out, c_in]).matmul(d.reshape([n, c_in, h * w])).reshape([n, c_out, h, w]))
+}
+
+/// [`DropnasBackend::relu_dw_pw`] composed of the backend's operations: the default.
+pub fn generic_relu_dw_pw<B: DropnasBackend>(
+    x: FloatTensor<B>,
+    dw_weight: FloatTensor<B>,
+    pw_weight: FloatTensor<B>,
+    options: DepthwiseOptions,
+    relu: bool,
+) -> FloatTensor<B> {
+    let r = if relu { B::relu(x) } else { x };
+    pointwise::<B>(B::depthwise_conv2d(r, dw_weight, options), pw_weight)
+}
+
+/// [`DropnasBackend::relu_dw_pw_backward`]: recomputes the ReLU and the depthwise output, then
+/// runs the three backward passes in turn.
+#[allow(clippy::type_complexity)]
+pub fn generic_relu_dw_pw_backward<B: DropnasBackend>(
+    x: FloatTensor<B>,
+    dw_weight: FloatTensor<B>,
+    pw_weight: FloatTensor<B>,
+    grad_out: FloatTensor<B>,
+    options: DepthwiseOptions,
+    relu: bool,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let r = if relu { B::relu(x) } else { x };
+    let d = B::depthwise_conv2d(r.clone(), dw_weight.clone(), options);
+    let (d_d, d_pw) = pointwise_backward::<B>(d, pw_weight, grad_out);
+    let (d_r, d_dw) = B::depthwise_conv2d_backward(r.clone(), dw_weight, d_d, options);
+    let d_x = if relu { B::relu_backward(r, d_r) } else { d_r };
+    (d_x, d_dw, d_pw)
+}
+
+/// Gradients of [`pointwise`] with respect to `d` and `pw`.
+pub(crate) fn pointwise_backward<B: Backend>(
+    d: FloatTensor<B>,
+    pw: FloatTensor<B>,
+    grad_out: FloatTensor<B>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let (d, pw, g) = (float::<B, 4>(d), float::<B, 4>(pw), float::<B, 4>(grad_out));
+    let ([n, c_in, h, w], [_, c_out, ..]) = (d.dims(), g.dims());
+    let g = g.reshape([n, c_out, h * w]);
+    let d_pw = g.clone().matmul(d.reshape([n, c_in, h * w]).swap_dims(1, 2)).sum_dim(0).reshape([c_out, c_in, 1, 1]);
+    let d_d = pw.reshape([1, c_out, c_in]).swap_dims(1, 2).matmul(g).reshape([n, c_in, h, w]);
+    (prim(d_d), prim(d_pw))
+}
+
+/// [`DropnasBackend::batch_norm_normalized_backward`] composed of Burn's tensor operations.
+pub fn generic_batch_norm_normalized_backward<B: Backend>(
+    xhat: FloatTensor<B>,
+    var: FloatTensor<B>,
+    grad_out: FloatTensor<B>,
+    eps: f64,
+) -> FloatTensor<B> {
+    let (xhat, dy) = (float::<B, 4>(xhat), float::<B, 4>(grad_out));
+    let [_, c, _, _] = xhat.dims();
+    let invstd = (float::<B, 1>(var).reshape([1, c, 1, 1]) + eps).sqrt().recip();
+    let mean_dy = dy.clone().mean_dim(3).mean_dim(2).mean_dim(0);
+    let mean_dy_xhat = (dy.clone() * xhat.clone()).mean_dim(3).mean_dim(2).mean_dim(0);
+    prim(invstd * (dy - mean_dy - xhat * mean_dy_xhat))
 }
 
 /// [`DropnasBackend::scale`] with Burn's broadcasting product: the default.
@@ -270,6 +402,22 @@ fn weight_channels<B: Backend>(weight: &FloatTensor<B>) -> usize {
 pub trait DropnasAutodiffBackend: AutodiffBackend<InnerBackend: DropnasBackend> + DropnasBackend {}
 
 impl<B> DropnasAutodiffBackend for B where B: AutodiffBackend<InnerBackend: DropnasBackend> + DropnasBackend {}
+
+/// `pointwise(depthwise(relu(x)))` as one operation (see [`DropnasBackend::relu_dw_pw`]).
+pub fn relu_dw_pw<B: DropnasBackend>(
+    x: Tensor<B, 4>,
+    dw_weight: Tensor<B, 4>,
+    pw_weight: Tensor<B, 4>,
+    options: DepthwiseOptions,
+    relu: bool,
+) -> Tensor<B, 4> {
+    float(B::relu_dw_pw(prim(x), prim(dw_weight), prim(pw_weight), options, relu))
+}
+
+/// `pointwise(relu(x))` as one operation (see [`DropnasBackend::relu_pointwise`]).
+pub fn relu_pointwise<B: DropnasBackend>(x: Tensor<B, 4>, pw_weight: Tensor<B, 4>) -> Tensor<B, 4> {
+    float(B::relu_pointwise(prim(x), prim(pw_weight)))
+}
 
 /// Depthwise convolution of `x` by `weight` (`[C, 1, kh, kw]`).
 pub fn depthwise_conv2d<B: DropnasBackend>(

@@ -115,3 +115,87 @@ fn scale_matches_burn_through_autodiff() {
     close("scale dy", a.1, b.1);
     close("scale dw", a.2, b.2);
 }
+
+#[test]
+fn non_affine_batch_norm_backward_from_its_output_matches_burn() {
+    let x0 = input([3, 5, 6, 6]);
+    let run = |custom: bool| {
+        let x = Tensor::<A, 4>::from_inner(x0.clone()).require_grad();
+        let y = if custom {
+            batch_norm_train(x.clone(), None, None, 1e-5).0
+        } else {
+            float(generic_batch_norm_train::<A>(prim(x.clone()), None, None, 1e-5).0)
+        };
+        // a ReLU after the BatchNorm, as in a separable convolution: the output is also kept
+        // by the next op
+        let y = burn::tensor::activation::relu(y);
+        let grads = (y.clone() * Tensor::<A, 4>::from_inner(det(y.dims(), 7))).sum().backward();
+        (y.inner(), x.grad(&grads).unwrap())
+    };
+    let (a, b) = (run(true), run(false));
+    close("bn (no affine) out", a.0, b.0);
+    close("bn (no affine) dx", a.1, b.1);
+    // the generic formula of the trait's default method too
+    let xhat = float::<Flex, 4>(generic_batch_norm_train::<Flex>(prim(x0.clone()), None, None, 1e-5).0);
+    let var = float::<Flex, 1>(generic_batch_norm_train::<Flex>(prim(x0.clone()), None, None, 1e-5).2);
+    let dy = det([3, 5, 6, 6], 8);
+    let ours = Flex::batch_norm_normalized_backward(prim(xhat.clone()), prim(var.clone()), prim(dy.clone()), 1e-5);
+    let generic = generic_batch_norm_normalized_backward::<Flex>(prim(xhat), prim(var), prim(dy), 1e-5);
+    close("bn (no affine) kernel vs generic", float(ours), float(generic));
+}
+
+#[test]
+fn relu_dw_pw_unit_matches_its_three_ops_through_autodiff() {
+    // stride 2 and dilation 2 as in reduction cells' SepConv and DilConv; 4 -> 6 channels
+    for (k, s, p, d, relu) in [(3, 1, 1, 1, true), (5, 2, 2, 1, true), (3, 1, 2, 2, false), (5, 2, 4, 2, true)] {
+        let x0 = input([2, 4, 7, 7]);
+        let (dw0, pw0) = (det([4, 1, k, k], 21), det([6, 4, 1, 1], 22));
+        let opts = DepthwiseOptions { stride: [s, s], padding: [p, p], dilation: [d, d] };
+        let run = |fused: bool| {
+            let x = Tensor::<A, 4>::from_inner(x0.clone()).require_grad();
+            let dw = Tensor::<A, 4>::from_inner(dw0.clone()).require_grad();
+            let pw = Tensor::<A, 4>::from_inner(pw0.clone()).require_grad();
+            let y = if fused {
+                relu_dw_pw(x.clone(), dw.clone(), pw.clone(), opts, relu)
+            } else {
+                let r = if relu { burn::tensor::activation::relu(x.clone()) } else { x.clone() };
+                let c = burn::tensor::module::conv2d(r, dw.clone(), None, opts.conv_options(4));
+                burn::tensor::module::conv2d(
+                    c,
+                    pw.clone(),
+                    None,
+                    burn::tensor::ops::ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+                )
+            };
+            let grads = (y.clone() * Tensor::<A, 4>::from_inner(det(y.dims(), 23))).sum().backward();
+            (y.inner(), x.grad(&grads).unwrap(), dw.grad(&grads).unwrap(), pw.grad(&grads).unwrap())
+        };
+        let (a, b) = (run(true), run(false));
+        let name = format!("unit k{k} s{s} d{d} relu {relu}");
+        close(&format!("{name} out"), a.0, b.0);
+        close(&format!("{name} dx"), a.1, b.1);
+        close(&format!("{name} d depthwise"), a.2, b.2);
+        close(&format!("{name} d pointwise"), a.3, b.3);
+    }
+}
+
+#[test]
+fn relu_pointwise_matches_relu_then_conv_through_autodiff() {
+    let (x0, pw0) = (input([2, 8, 5, 5]), det([3, 8, 1, 1], 31));
+    let run = |fused: bool| {
+        let x = Tensor::<A, 4>::from_inner(x0.clone()).require_grad();
+        let pw = Tensor::<A, 4>::from_inner(pw0.clone()).require_grad();
+        let y = if fused {
+            relu_pointwise(x.clone(), pw.clone())
+        } else {
+            let opts = burn::tensor::ops::ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+            burn::tensor::module::conv2d(burn::tensor::activation::relu(x.clone()), pw.clone(), None, opts)
+        };
+        let grads = (y.clone() * Tensor::<A, 4>::from_inner(det(y.dims(), 32))).sum().backward();
+        (y.inner(), x.grad(&grads).unwrap(), pw.grad(&grads).unwrap())
+    };
+    let (a, b) = (run(true), run(false));
+    close("relu-pointwise out", a.0, b.0);
+    close("relu-pointwise dx", a.1, b.1);
+    close("relu-pointwise d pointwise", a.2, b.2);
+}
