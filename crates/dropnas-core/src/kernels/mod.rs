@@ -13,6 +13,8 @@ pub mod batch_norm_cpu;
 #[cfg(feature = "flex")]
 pub mod depthwise_cpu;
 #[cfg(feature = "flex")]
+mod depthwise_s1;
+#[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "flex")]
 mod lanes;
