@@ -38,76 +38,40 @@ fn windows(out: usize, stride: usize, len: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// The maximum of every 3x3 window of one plane and which of the window's nine taps holds it
-/// (`3 * dy + dx`), as PyTorch picks it: windows are scanned row by row, a larger value or a NaN
-/// takes over, so the first maximum wins ties. Written tap by tap over whole output rows (not
-/// window by window) so that the compare and select vectorise; `best` and `tap` hold one entry
-/// per output position.
-fn plane_max(plane: &[f32], g: &PoolGeom, best: &mut [f32], tap: &mut [u32]) {
-    let (oh, ow, s) = (g.out_h(), g.out_w(), g.stride);
-    // PyTorch's start: value -inf at the window's first in-bounds position
-    best.fill(f32::NEG_INFINITY);
-    for oy in 0..oh {
-        let dy0 = if oy == 0 { 1 } else { 0 };
-        for ox in 0..ow {
-            tap[oy * ow + ox] = 3 * dy0 + if ox == 0 { 1 } else { 0 };
-        }
-    }
-    for dy in 0..3 {
-        for dx in 0..3 {
-            let t = (3 * dy + dx) as u32;
-            // output rows/columns whose window holds this tap inside the image
-            let (y0, y1) = valid(oh, dy, s, g.h);
-            let (x0, x1) = valid(ow, dx, s, g.w);
-            for oy in y0..y1 {
-                let iy = oy * s + dy - 1;
-                let row = &plane[iy * g.w..(iy + 1) * g.w];
-                let b = &mut best[oy * ow + x0..oy * ow + x1];
-                let k = &mut tap[oy * ow + x0..oy * ow + x1];
-                let first = x0 * s + dx - 1;
-                // as bit masks: with `if`s the compiler keeps branches and scalar code
-                let select = |b: &mut f32, k: &mut u32, v: f32| {
-                    let take = (((v > *b) as u32) | (v.is_nan() as u32)).wrapping_neg();
-                    *b = f32::from_bits((v.to_bits() & take) | (b.to_bits() & !take));
-                    *k = (t & take) | (*k & !take);
-                };
-                if s == 1 {
-                    for ((b, k), &v) in b.iter_mut().zip(k.iter_mut()).zip(&row[first..first + (x1 - x0)]) {
-                        select(b, k, v);
-                    }
-                } else {
-                    for ((b, k), &v) in b.iter_mut().zip(k.iter_mut()).zip(row[first..].iter().step_by(s)) {
-                        select(b, k, v);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Outputs `o` in `0..count` for which `o * stride + tap - 1` lies in `0..len` (`tap` in 0..3).
-fn valid(count: usize, tap: usize, stride: usize, len: usize) -> (usize, usize) {
-    let lo = if tap == 0 { 1 } else { 0 };
-    // o * stride + tap - 1 <= len - 1, i.e. o * stride <= len - tap
-    if len < tap {
-        return (0, 0);
-    }
-    let hi = ((len - tap) / stride + 1).min(count);
-    (lo.min(hi), hi)
-}
-
 /// Outputs kept together in registers (one AVX2 vector).
 const L: usize = 8;
 
-/// `src` (`h x w`) into `buf` with one `fill` on every side; returns the padded width.
-fn pad1(src: &[f32], h: usize, w: usize, fill: f32, buf: &mut Vec<f32>) -> usize {
+/// Where a padded plane's taps lie: padded row `r` starts at `r * pw`, and the windows of the
+/// outputs `ox..` of a row read tap column `dx` from `col[dx] + ox` on.
+#[derive(Debug, Clone, Copy)]
+struct Padded {
+    pw: usize,
+    stride: usize,
+    col: [usize; 3],
+}
+
+/// `src` (`h x w`) with one `fill` on every side into `buf`. At stride `s > 1` every padded
+/// row is stored by column phase (the columns `c` with `c % s == 0`, then `1`, ...): a tap's
+/// columns for consecutive outputs become contiguous.
+fn pad1(src: &[f32], h: usize, w: usize, fill: f32, stride: usize, buf: &mut Vec<f32>) -> Padded {
     let pw = w + 2;
     buf.clear();
     buf.resize((h + 2) * pw, fill);
+    // where each phase starts within a row
+    let start: Vec<usize> =
+        (0..stride).scan(0, |acc, k| Some(std::mem::replace(acc, *acc + (pw - k).div_ceil(stride)))).collect();
     for (y, row) in src.chunks_exact(w).take(h).enumerate() {
-        buf[(y + 1) * pw + 1..][..w].copy_from_slice(row);
+        let dst = &mut buf[(y + 1) * pw..][..pw];
+        if stride == 1 {
+            dst[1..=w].copy_from_slice(row);
+        } else {
+            for (x, &v) in row.iter().enumerate() {
+                let c = x + 1;
+                dst[start[c % stride] + c / stride] = v;
+            }
+        }
     }
-    pw
+    Padded { pw, stride, col: std::array::from_fn(|dx| start[dx % stride] + dx / stride) }
 }
 
 /// PyTorch's running maximum: a larger value or a NaN takes over (as bit masks: with `if`s
@@ -119,22 +83,23 @@ fn take_max(b: &mut f32, k: &mut u32, v: f32, t: u32) {
     *k = (t & take) | (*k & !take);
 }
 
-/// [`plane_max`] at stride 1 over the plane padded with -inf (`p`, width `pw`): a padded tap
-/// never takes over, so every window scans its nine taps; a window whose in-bounds values are
-/// all -inf keeps its first in-bounds tap, as in PyTorch.
+/// [`plane_max`] over the plane padded with -inf (see [`pad1`]): a padded tap never takes
+/// over, so every window scans its nine taps; a window whose in-bounds values are all -inf
+/// keeps its first in-bounds tap, as in PyTorch. Blocks of [`L`] outputs stay in registers.
 #[inline(always)]
-fn plane_max_s1(p: &[f32], pw: usize, h: usize, w: usize, best: &mut [f32], tap: &mut [u32]) {
-    for oy in 0..h {
-        let rows: [&[f32]; 3] = std::array::from_fn(|dy| &p[(oy + dy) * pw..][..pw]);
+fn plane_max_blocked(p: &[f32], lay: Padded, oh: usize, ow: usize, best: &mut [f32], tap: &mut [u32]) {
+    let Padded { pw, stride, col } = lay;
+    for oy in 0..oh {
+        let rows: [&[f32]; 3] = std::array::from_fn(|dy| &p[(stride * oy + dy) * pw..][..pw]);
         let first_row = if oy == 0 { 3 } else { 0 };
-        let (b_row, k_row) = (&mut best[oy * w..][..w], &mut tap[oy * w..][..w]);
+        let (b_row, k_row) = (&mut best[oy * ow..][..ow], &mut tap[oy * ow..][..ow]);
         let mut ox = 0;
-        while ox + L <= w {
+        while ox + L <= ow {
             let mut b = [f32::NEG_INFINITY; L];
             let mut k: [u32; L] = std::array::from_fn(|l| first_row + (ox + l == 0) as u32);
             for (dy, row) in rows.iter().enumerate() {
-                for dx in 0..3 {
-                    let src = &row[ox + dx..][..L];
+                for (dx, &c) in col.iter().enumerate() {
+                    let src = &row[c + ox..][..L];
                     for l in 0..L {
                         take_max(&mut b[l], &mut k[l], src[l], (3 * dy + dx) as u32);
                     }
@@ -144,11 +109,11 @@ fn plane_max_s1(p: &[f32], pw: usize, h: usize, w: usize, best: &mut [f32], tap:
             k_row[ox..ox + L].copy_from_slice(&k);
             ox += L;
         }
-        for o in ox..w {
+        for o in ox..ow {
             let (mut b, mut k) = (f32::NEG_INFINITY, first_row + (o == 0) as u32);
             for (dy, row) in rows.iter().enumerate() {
-                for dx in 0..3 {
-                    take_max(&mut b, &mut k, row[o + dx], (3 * dy + dx) as u32);
+                for (dx, &c) in col.iter().enumerate() {
+                    take_max(&mut b, &mut k, row[c + o], (3 * dy + dx) as u32);
                 }
             }
             b_row[o] = b;
@@ -157,26 +122,28 @@ fn plane_max_s1(p: &[f32], pw: usize, h: usize, w: usize, best: &mut [f32], tap:
     }
 }
 
-/// In-bounds positions of the window centred on `i` along a side of `len`.
-fn in_bounds(i: usize, len: usize) -> f32 {
-    (3 - (i == 0) as usize - (i + 1 == len) as usize).max(1) as f32
+/// In-bounds positions of the window centred on `c` along a side of `len`.
+fn in_bounds(c: usize, len: usize) -> f32 {
+    ((c + 2).min(len) - c.saturating_sub(1)) as f32
 }
 
-/// `out[y][x] = sum of p[y..y + 3][x..x + 3]`, added row by row (PyTorch's order).
+/// `out[y][x] = sum of the 3x3 window of output (y, x)` in the padded plane (see [`pad1`]),
+/// added row by row (PyTorch's order).
 ///
-/// With `p` the plane padded with zeros this is the average pool's window sum; with `p` the
-/// padded `grad_out / count`, it is the average pool's input gradient, summed in the order
+/// With the plane padded with zeros this is the average pool's window sum; at stride 1 with
+/// the padded `grad_out / count`, it is the average pool's input gradient, summed in the order
 /// PyTorch's scatter adds it (outputs row by row).
 #[inline(always)]
-fn box3(p: &[f32], pw: usize, h: usize, w: usize, out: &mut [f32]) {
-    for (y, o_row) in out.chunks_exact_mut(w).take(h).enumerate() {
-        let rows: [&[f32]; 3] = std::array::from_fn(|dy| &p[(y + dy) * pw..][..pw]);
+fn box3(p: &[f32], lay: Padded, oh: usize, ow: usize, out: &mut [f32]) {
+    let Padded { pw, stride, col } = lay;
+    for (y, o_row) in out.chunks_exact_mut(ow).take(oh).enumerate() {
+        let rows: [&[f32]; 3] = std::array::from_fn(|dy| &p[(stride * y + dy) * pw..][..pw]);
         let mut x = 0;
-        while x + L <= w {
+        while x + L <= ow {
             let mut acc = [0.0f32; L];
             for row in &rows {
-                for dx in 0..3 {
-                    let src = &row[x + dx..][..L];
+                for &c in &col {
+                    let src = &row[c + x..][..L];
                     for l in 0..L {
                         acc[l] += src[l];
                     }
@@ -188,8 +155,8 @@ fn box3(p: &[f32], pw: usize, h: usize, w: usize, out: &mut [f32]) {
         for (o, v) in o_row.iter_mut().enumerate().skip(x) {
             let mut acc = 0.0f32;
             for row in &rows {
-                for dx in 0..3 {
-                    acc += row[o + dx];
+                for &c in &col {
+                    acc += row[c + o];
                 }
             }
             *v = acc;
@@ -203,44 +170,39 @@ pub fn max_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
     out.par_chunks_mut(oh * ow).enumerate().with_min_len(min_planes(g.h * g.w)).for_each_init(
         || (vec![0u32; oh * ow], Vec::new()),
         |(tap, buf), (p, o)| {
-            let plane = &x[p * g.h * g.w..(p + 1) * g.h * g.w];
-            if g.stride == 1 {
-                let pw = pad1(plane, g.h, g.w, f32::NEG_INFINITY, buf);
-                simd_max(buf, pw, g.h, g.w, o, tap);
-            } else {
-                plane_max(plane, g, o, tap);
-            }
+            let lay = pad1(&x[p * g.h * g.w..(p + 1) * g.h * g.w], g.h, g.w, f32::NEG_INFINITY, g.stride, buf);
+            simd_max(buf, lay, oh, ow, o, tap);
         },
     );
     out
 }
 
-/// [`plane_max_s1`] compiled for AVX2 when the CPU has it.
-fn simd_max(p: &[f32], pw: usize, h: usize, w: usize, best: &mut [f32], tap: &mut [u32]) {
+/// [`plane_max_blocked`] compiled for AVX2 when the CPU has it.
+fn simd_max(p: &[f32], lay: Padded, oh: usize, ow: usize, best: &mut [f32], tap: &mut [u32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         #[target_feature(enable = "avx2")]
-        fn avx2(p: &[f32], pw: usize, h: usize, w: usize, best: &mut [f32], tap: &mut [u32]) {
-            plane_max_s1(p, pw, h, w, best, tap)
+        fn avx2(p: &[f32], lay: Padded, oh: usize, ow: usize, best: &mut [f32], tap: &mut [u32]) {
+            plane_max_blocked(p, lay, oh, ow, best, tap)
         }
         // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { avx2(p, pw, h, w, best, tap) };
+        return unsafe { avx2(p, lay, oh, ow, best, tap) };
     }
-    plane_max_s1(p, pw, h, w, best, tap)
+    plane_max_blocked(p, lay, oh, ow, best, tap)
 }
 
 /// [`box3`] compiled for AVX2 when the CPU has it.
-fn simd_box3(p: &[f32], pw: usize, h: usize, w: usize, out: &mut [f32]) {
+fn simd_box3(p: &[f32], lay: Padded, oh: usize, ow: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         #[target_feature(enable = "avx2")]
-        fn avx2(p: &[f32], pw: usize, h: usize, w: usize, out: &mut [f32]) {
-            box3(p, pw, h, w, out)
+        fn avx2(p: &[f32], lay: Padded, oh: usize, ow: usize, out: &mut [f32]) {
+            box3(p, lay, oh, ow, out)
         }
         // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { avx2(p, pw, h, w, out) };
+        return unsafe { avx2(p, lay, oh, ow, out) };
     }
-    box3(p, pw, h, w, out)
+    box3(p, lay, oh, ow, out)
 }
 
 pub fn max_backward(x: &[f32], grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
@@ -249,13 +211,8 @@ pub fn max_backward(x: &[f32], grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
     dx.par_chunks_mut(g.h * g.w).enumerate().with_min_len(min_planes(g.h * g.w)).for_each_init(
         || (vec![0.0f32; oh * ow], vec![0u32; oh * ow], Vec::new()),
         |(best, tap, buf), (p, d)| {
-            let plane = &x[p * g.h * g.w..(p + 1) * g.h * g.w];
-            if g.stride == 1 {
-                let pw = pad1(plane, g.h, g.w, f32::NEG_INFINITY, buf);
-                simd_max(buf, pw, g.h, g.w, best, tap);
-            } else {
-                plane_max(plane, g, best, tap);
-            }
+            let lay = pad1(&x[p * g.h * g.w..(p + 1) * g.h * g.w], g.h, g.w, f32::NEG_INFINITY, g.stride, buf);
+            simd_max(buf, lay, oh, ow, best, tap);
             let go = &grad_out[p * oh * ow..(p + 1) * oh * ow];
             for oy in 0..oh {
                 for ox in 0..ow {
@@ -271,29 +228,15 @@ pub fn max_backward(x: &[f32], grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
 
 pub fn avg_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
-    let (rows, cols) = (windows(oh, g.stride, g.h), windows(ow, g.stride, g.w));
     let mut out = vec![0.0f32; g.planes * oh * ow];
     let chunks = out.par_chunks_mut(oh * ow).enumerate().with_min_len(min_planes(g.h * g.w));
     chunks.for_each_init(Vec::new, |buf, (p, o)| {
-        let plane = &x[p * g.h * g.w..(p + 1) * g.h * g.w];
-        if g.stride == 1 {
-            let pw = pad1(plane, g.h, g.w, 0.0, buf);
-            simd_box3(buf, pw, g.h, g.w, o);
-            for (y, o_row) in o.chunks_exact_mut(g.w).enumerate() {
-                let ch = in_bounds(y, g.h);
-                for (x, v) in o_row.iter_mut().enumerate() {
-                    *v /= ch * in_bounds(x, g.w);
-                }
-            }
-            return;
-        }
-        for (oy, &(r0, r1)) in rows.iter().enumerate() {
-            for (ox, &(c0, c1)) in cols.iter().enumerate() {
-                let mut s = 0.0f32;
-                for iy in r0..r1 {
-                    s += plane[iy * g.w + c0..iy * g.w + c1].iter().sum::<f32>();
-                }
-                o[oy * ow + ox] = s / ((r1 - r0) * (c1 - c0)) as f32;
+        let lay = pad1(&x[p * g.h * g.w..(p + 1) * g.h * g.w], g.h, g.w, 0.0, g.stride, buf);
+        simd_box3(buf, lay, oh, ow, o);
+        for (y, o_row) in o.chunks_exact_mut(ow).enumerate() {
+            let ch = in_bounds(y * g.stride, g.h);
+            for (x, v) in o_row.iter_mut().enumerate() {
+                *v /= ch * in_bounds(x * g.stride, g.w);
             }
         }
     });
@@ -309,16 +252,14 @@ pub fn avg_backward(grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
         let go = &grad_out[p * oh * ow..(p + 1) * oh * ow];
         if g.stride == 1 {
             // each output's share, padded with zeros, then every input sums its nine
-            let pw = g.w + 2;
-            buf.clear();
-            buf.resize((g.h + 2) * pw, 0.0);
-            for (y, g_row) in go.chunks_exact(g.w).enumerate() {
+            let lay = pad1(go, g.h, g.w, 0.0, 1, buf);
+            for (y, row) in buf.chunks_exact_mut(lay.pw).skip(1).take(g.h).enumerate() {
                 let ch = in_bounds(y, g.h);
-                for (x, &v) in g_row.iter().enumerate() {
-                    buf[(y + 1) * pw + x + 1] = v / (ch * in_bounds(x, g.w));
+                for (x, v) in row[1..=g.w].iter_mut().enumerate() {
+                    *v /= ch * in_bounds(x, g.w);
                 }
             }
-            return simd_box3(buf, pw, g.h, g.w, d);
+            return simd_box3(buf, lay, g.h, g.w, d);
         }
         for (oy, &(r0, r1)) in rows.iter().enumerate() {
             for (ox, &(c0, c1)) in cols.iter().enumerate() {
@@ -356,7 +297,7 @@ mod tests {
 
     #[test]
     fn max_pool_picks_the_first_maximum_of_each_window_as_pytorch_does() {
-        // (the widths of 8 and more run the stride-1 loops' blocks of 8, and their tails)
+        // (8 outputs a row and more run the blocks of 8, and their tails)
         for (h, w, stride) in [
             (1, 1, 1),
             (1, 2, 1),
@@ -368,6 +309,8 @@ mod tests {
             (1, 9, 1),
             (5, 19, 1),
             (9, 16, 1),
+            (5, 19, 2),
+            (4, 32, 2),
         ] {
             let g = PoolGeom { planes: 3, h, w, stride };
             // few distinct values: most windows hold ties; a NaN and -infs in the last plane

@@ -37,11 +37,13 @@ fn pools_match_burn_on_odd_sizes() {
         (7, 2, PoolKind::Avg),
         (5, 2, PoolKind::Avg),
         (1, 1, PoolKind::Max),
-        // blocks of 8 and a tail at stride 1
+        // blocks of 8 and a tail
         (19, 1, PoolKind::Max),
         (19, 1, PoolKind::Avg),
         (16, 1, PoolKind::Avg),
         (9, 2, PoolKind::Avg),
+        (19, 2, PoolKind::Max),
+        (19, 2, PoolKind::Avg),
     ] {
         let x = input([2, 3, side, side]);
         let ours = float::<Flex, 4>(Flex::pool3x3(prim(x.clone()), kind, stride));
