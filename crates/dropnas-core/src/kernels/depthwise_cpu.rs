@@ -5,7 +5,7 @@
 //! weight-gradient convolution through copies). These loops walk one `(n, c)` plane at a time,
 //! tap by tap, so that the innermost loop is a contiguous axpy the compiler vectorises.
 
-use super::depthwise_s1::Stride1;
+use super::depthwise_padded::Padded;
 use super::lanes::dot;
 use super::min_planes;
 use rayon::prelude::*;
@@ -87,13 +87,13 @@ pub fn forward(x: &[f32], weight: &[f32], g: &DwGeom, relu: bool) -> Vec<f32> {
     let mut out = vec![0.0f32; g.n * g.c * oh * ow];
     let taps = taps(g);
     let [sy, sx] = g.stride;
-    let fast = Stride1::of(g);
+    let fast = Padded::of(g);
     let chunks = out.par_chunks_mut(oh * ow).enumerate().with_min_len(min_planes(g.h * g.w));
     chunks.for_each_init(Vec::new, |buf, (plane, o)| {
         let ch = plane % g.c;
         let wk = &weight[ch * g.kh * g.kw..(ch + 1) * g.kh * g.kw];
-        if let Some(s1) = &fast {
-            return s1.forward_plane(&x[plane * g.h * g.w..(plane + 1) * g.h * g.w], relu, wk, o, buf);
+        if let Some(pd) = &fast {
+            return pd.forward_plane(&x[plane * g.h * g.w..(plane + 1) * g.h * g.w], relu, wk, o, buf);
         }
         let xin = input_plane(x, plane, g, relu, buf);
         for t in &taps {
@@ -127,15 +127,15 @@ pub fn backward_input(grad_out: &[f32], weight: &[f32], g: &DwGeom, relu_of: Opt
     let mut dx = vec![0.0f32; g.n * g.c * g.h * g.w];
     let taps = taps(g);
     let [sy, sx] = g.stride;
-    let fast = Stride1::of(g);
+    let fast = Padded::of(g);
     let chunks = dx.par_chunks_mut(g.h * g.w).enumerate().with_min_len(min_planes(g.h * g.w));
     chunks.for_each_init(Vec::new, |buf, (plane, d)| {
         let ch = plane % g.c;
         let go = &grad_out[plane * oh * ow..(plane + 1) * oh * ow];
         let wk = &weight[ch * g.kh * g.kw..(ch + 1) * g.kh * g.kw];
-        if let Some(s1) = &fast {
+        if let Some(pd) = &fast {
             let relu_of = relu_of.map(|x| &x[plane * g.h * g.w..(plane + 1) * g.h * g.w]);
-            return s1.backward_input_plane(go, wk, relu_of, d, buf);
+            return pd.backward_input_plane(go, wk, relu_of, d, buf);
         }
         for t in &taps {
             let wv = wk[t.index];
@@ -174,15 +174,15 @@ pub fn backward_weight(x: &[f32], grad_out: &[f32], g: &DwGeom, relu: bool) -> V
     let taps = taps(g);
     let [sy, sx] = g.stride;
     let mut dw = vec![0.0f32; g.c * g.kh * g.kw];
-    let fast = Stride1::of(g);
+    let fast = Padded::of(g);
     let chunks = dw.par_chunks_mut(g.kh * g.kw).enumerate().with_min_len(min_planes(g.n * g.h * g.w));
     chunks.for_each_init(Vec::new, |buf, (ch, dk)| {
         let mut acc = vec![0.0f64; g.kh * g.kw];
         for n in 0..g.n {
             let plane = n * g.c + ch;
             let go = &grad_out[plane * oh * ow..(plane + 1) * oh * ow];
-            if let Some(s1) = &fast {
-                s1.backward_weight_plane(&x[plane * g.h * g.w..(plane + 1) * g.h * g.w], relu, go, &mut acc, buf);
+            if let Some(pd) = &fast {
+                pd.backward_weight_plane(&x[plane * g.h * g.w..(plane + 1) * g.h * g.w], relu, go, &mut acc, buf);
                 continue;
             }
             let xin = input_plane(x, plane, g, relu, buf);
@@ -245,6 +245,31 @@ mod tests {
         out
     }
 
+    /// The input gradient by its definition, scattered tap by tap (the general loops' order).
+    fn naive_input_grad(go: &[f32], w: &[f32], g: &DwGeom) -> Vec<f32> {
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let mut dx = vec![0.0f32; g.n * g.c * g.h * g.w];
+        for n in 0..g.n {
+            for c in 0..g.c {
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        for oy in 0..oh {
+                            for ox in 0..ow {
+                                let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize - g.padding[0] as isize;
+                                let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize - g.padding[1] as isize;
+                                if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                                    dx[((n * g.c + c) * g.h + iy as usize) * g.w + ix as usize] +=
+                                        w[(c * g.kh + ky) * g.kw + kx] * go[((n * g.c + c) * oh + oy) * ow + ox];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        dx
+    }
+
     fn pseudo(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
             .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0)
@@ -269,6 +294,11 @@ mod tests {
             (3, 1, 1, 1, 19),
             (5, 1, 4, 2, 19),
             (5, 1, 2, 1, 16),
+            // stride 2 likewise (column phases of even and odd widths)
+            (3, 2, 1, 1, 19),
+            (5, 2, 2, 1, 33),
+            (5, 2, 4, 2, 20),
+            (3, 2, 2, 2, 17),
         ] {
             let g = DwGeom {
                 n: 2,
@@ -285,12 +315,13 @@ mod tests {
             let w = pseudo(g.c * k * k, 2);
             let out = forward(&x, &w, &g, false);
             let want = naive(&x, &w, &g);
-            // the loops (general or stride-1) add the taps in the definition's order
+            // the loops (general or over a padded plane) add the taps in the definition's order
             assert_eq!(out, want, "forward k{k} s{s} p{p} d{d} side {side}");
             // <grad_out, conv(x, w)> = <backward_input(grad_out), x> = <backward_weight(x, grad_out), w>
             let go = pseudo(out.len(), 3);
             let lhs: f64 = go.iter().zip(&out).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
             let dx = backward_input(&go, &w, &g, None);
+            assert_eq!(dx, naive_input_grad(&go, &w, &g), "input gradient k{k} s{s} p{p} d{d} side {side}");
             let dw = backward_weight(&x, &go, &g, false);
             let via_x: f64 = dx.iter().zip(&x).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
             let via_w: f64 = dw.iter().zip(&w).map(|(a, b)| (*a as f64) * (*b as f64)).sum();

@@ -13,7 +13,7 @@ pub mod batch_norm_cpu;
 #[cfg(feature = "flex")]
 pub mod depthwise_cpu;
 #[cfg(feature = "flex")]
-mod depthwise_s1;
+mod depthwise_padded;
 #[cfg(feature = "flex")]
 mod flex;
 #[cfg(feature = "flex")]
