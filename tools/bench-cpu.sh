@@ -8,6 +8,7 @@
 #   tools/bench-cpu.sh                 # all sizes (about 15 minutes on 2 cores)
 #   QUICK=1 tools/bench-cpu.sh         # the smallest size of each, to try the script
 #   THREADS=4 tools/bench-cpu.sh       # thread count of both (default: 2, the issue's setting)
+#   ROUNDS=2 tools/bench-cpu.sh        # alternate the two sides twice per size, keep each one's best
 #
 # Needs `pip install torch numpy` for the PyTorch side. Run it on a quiet machine: both sides
 # share the cores with anything else that runs.
@@ -42,27 +43,41 @@ row() { # what ours pytorch
 
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%MZ); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs);"
-    echo "threads: $THREADS; steps: $STEPS timed after 1 warm-up; torch $(python3 -c 'import torch; print(torch.__version__)')"
+    echo "threads: $THREADS; steps: $STEPS timed after 1 warm-up; rounds: ${ROUNDS:-1}; torch $(python3 -c 'import torch; print(torch.__version__)')"
     echo
     echo "| step (layers, channels, batch) | dropnas s | PyTorch s | time ratio | dropnas MiB | PyTorch MiB | memory ratio |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 } | tee "$OUT/table.md"
 
+# the faster of two results (lower median), for ROUNDS > 1
+faster() { python3 -c "import json,sys; a,b=[json.loads(v) for v in sys.argv[1:]]; print(json.dumps(a if a['median_s']<=b['median_s'] else b))" "$1" "$2"; }
+
+# ROUNDS alternating runs of each side (default 1); each side keeps its best median, so that a
+# slow spell of this shared machine does not land on one side only
+ROUNDS="${ROUNDS:-1}"
+measure() { # kind layers channels batch
+    local kind="$1" l="$2" c="$3" b="$4" ours="" theirs="" o t
+    local common=(--layers "$l" --init-channels "$c" --batch-size "$b" --steps "$STEPS")
+    local genotype=()
+    [ "$kind" = augment ] && genotype=(--genotype dropnas-cifar10)
+    for _ in $(seq "$ROUNDS"); do
+        o=$("$BIN" bench "$kind" "${genotype[@]}" "${common[@]}" --json)
+        t=$(python3 "tools/reference/bench_$kind.py" "${genotype[@]}" "${common[@]}" --threads "$THREADS" --json)
+        echo "$kind ($l, $c, $b): dropnas $o; pytorch $t" >> "$OUT/raw.txt"
+        ours=${ours:+$(faster "$ours" "$o")}; ours=${ours:-$o}
+        theirs=${theirs:+$(faster "$theirs" "$t")}; theirs=${theirs:-$t}
+    done
+    local what="$kind ($l, $c, $b)"
+    [ "$kind" = augment ] && what="augment dropnas-cifar10 ($l, $c, $b)"
+    row "$ours" "$theirs" "$what"
+}
+
 for size in $SEARCH_SIZES; do
     IFS=, read -r l c b <<< "$size"
-    ours=$("$BIN" bench search --layers "$l" --init-channels "$c" --batch-size "$b" --steps "$STEPS" --json)
-    theirs=$(python3 tools/reference/bench_search.py --layers "$l" --init-channels "$c" --batch-size "$b" \
-        --steps "$STEPS" --threads "$THREADS" --json)
-    echo "search ($l, $c, $b): dropnas $ours; pytorch $theirs" >> "$OUT/raw.txt"
-    row "$ours" "$theirs" "search ($l, $c, $b)"
+    measure search "$l" "$c" "$b"
 done
 for size in $AUGMENT_SIZES; do
     IFS=, read -r l c b <<< "$size"
-    ours=$("$BIN" bench augment --genotype dropnas-cifar10 --layers "$l" --init-channels "$c" --batch-size "$b" \
-        --steps "$STEPS" --json)
-    theirs=$(python3 tools/reference/bench_augment.py --genotype dropnas-cifar10 --layers "$l" --init-channels "$c" \
-        --batch-size "$b" --steps "$STEPS" --threads "$THREADS" --json)
-    echo "augment ($l, $c, $b): dropnas $ours; pytorch $theirs" >> "$OUT/raw.txt"
-    row "$ours" "$theirs" "augment dropnas-cifar10 ($l, $c, $b)"
+    measure augment "$l" "$c" "$b"
 done
 echo "table: $OUT/table.md; raw JSON: $OUT/raw.txt"
