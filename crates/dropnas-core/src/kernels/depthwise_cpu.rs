@@ -4,6 +4,10 @@
 //! CPU backend's generic convolution backward is slow on them (a transposed convolution and a
 //! weight-gradient convolution through copies). These loops walk one `(n, c)` plane at a time,
 //! tap by tap, so that the innermost loop is a contiguous axpy the compiler vectorises.
+//!
+//! Square 3x3 and 5x5 kernels at stride 1 or 2 (every DARTS op) take the faster loops of
+//! [`super::depthwise_padded`] instead; these general loops serve the other shapes (7x7, odd
+//! paddings).
 
 use super::depthwise_padded::Padded;
 use super::lanes::dot;
@@ -299,6 +303,10 @@ mod tests {
             (5, 2, 2, 1, 33),
             (5, 2, 4, 2, 20),
             (3, 2, 2, 2, 17),
+            // the general loops: a 7x7 kernel, a padding wider than the kernel
+            (7, 1, 3, 1, 9),
+            (7, 2, 3, 1, 9),
+            (3, 1, 3, 1, 6),
         ] {
             let g = DwGeom {
                 n: 2,
