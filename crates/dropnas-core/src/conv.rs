@@ -3,7 +3,7 @@
 //! Kept as our own module (instead of `burn::nn::conv::Conv2d`) so that the weight layout and
 //! initialisation are PyTorch's by construction and the forward is one call we can specialise.
 
-use crate::kernels::{DepthwiseOptions, DropnasBackend, depthwise_conv2d};
+use crate::kernels::{DepthwiseOptions, DropnasBackend, depthwise_conv2d, pointwise_conv};
 use burn::module::{Initializer, Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
@@ -75,9 +75,7 @@ impl<B: DropnasBackend> Conv2d<B> {
             // A stride just picks every s-th pixel first (FactorizedReduce's convolutions).
             let [sh, sw] = self.stride;
             let x = if [sh, sw] == [1, 1] { x } else { x.slice(s![.., .., ..;sh as isize, ..;sw as isize]) };
-            let [n, c, h, w] = x.dims();
-            let wm = self.weight.val().reshape([1, c_out, c_in_g]);
-            return wm.matmul(x.reshape([n, c, h * w])).reshape([n, c_out, h, w]);
+            return pointwise_conv(x, self.weight.val());
         }
         if self.groups == c_out && c_in_g == 1 && x.dims()[1] == c_out {
             let options = DepthwiseOptions { stride: self.stride, padding: self.padding, dilation: self.dilation };

@@ -405,6 +405,12 @@ pub trait DropnasAutodiffBackend: AutodiffBackend<InnerBackend: DropnasBackend> 
 
 impl<B> DropnasAutodiffBackend for B where B: AutodiffBackend<InnerBackend: DropnasBackend> + DropnasBackend {}
 
+/// A 1x1 convolution (stride 1, no padding) of `x` by `weight` `[C_out, C_in, 1, 1]`, as a
+/// matrix product per image: its forward and both backward passes run on the backend's matmul.
+pub fn pointwise_conv<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>) -> Tensor<B, 4> {
+    float(pointwise::<B>(prim(x), prim(weight)))
+}
+
 /// `pointwise(depthwise(relu(x)))` as one operation (see [`DropnasBackend::relu_dw_pw`]).
 pub fn relu_dw_pw<B: DropnasBackend>(
     x: Tensor<B, 4>,
