@@ -137,25 +137,26 @@ pub fn backward_input(grad_out: &[f32], weight: &[f32], g: &DwGeom, relu_of: Opt
         let ch = plane % g.c;
         let go = &grad_out[plane * oh * ow..(plane + 1) * oh * ow];
         let wk = &weight[ch * g.kh * g.kw..(ch + 1) * g.kh * g.kw];
-        if let Some(pd) = &fast {
-            let relu_of = relu_of.map(|x| &x[plane * g.h * g.w..(plane + 1) * g.h * g.w]);
-            return pd.backward_input_plane(go, wk, relu_of, d, buf);
-        }
-        for t in &taps {
-            let wv = wk[t.index];
-            for oy in t.oy.0..t.oy.1 {
-                let iy = ((oy * sy) as isize + t.y_off) as usize;
-                let row_go = &go[oy * ow..(oy + 1) * ow];
-                let row_d = &mut d[iy * g.w..(iy + 1) * g.w];
-                if sx == 1 {
-                    let start = (t.ox.0 as isize + t.x_off) as usize;
-                    let len = t.ox.1 - t.ox.0;
-                    for (dv, &gv) in row_d[start..start + len].iter_mut().zip(&row_go[t.ox.0..t.ox.1]) {
-                        *dv += wv * gv;
-                    }
-                } else {
-                    for ox in t.ox.0..t.ox.1 {
-                        row_d[((ox * sx) as isize + t.x_off) as usize] += wv * row_go[ox];
+        match &fast {
+            Some(pd) => pd.backward_input_plane(go, wk, d, buf),
+            None => {
+                for t in &taps {
+                    let wv = wk[t.index];
+                    for oy in t.oy.0..t.oy.1 {
+                        let iy = ((oy * sy) as isize + t.y_off) as usize;
+                        let row_go = &go[oy * ow..(oy + 1) * ow];
+                        let row_d = &mut d[iy * g.w..(iy + 1) * g.w];
+                        if sx == 1 {
+                            let start = (t.ox.0 as isize + t.x_off) as usize;
+                            let len = t.ox.1 - t.ox.0;
+                            for (dv, &gv) in row_d[start..start + len].iter_mut().zip(&row_go[t.ox.0..t.ox.1]) {
+                                *dv += wv * gv;
+                            }
+                        } else {
+                            for ox in t.ox.0..t.ox.1 {
+                                row_d[((ox * sx) as isize + t.x_off) as usize] += wv * row_go[ox];
+                            }
+                        }
                     }
                 }
             }

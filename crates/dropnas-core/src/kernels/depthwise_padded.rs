@@ -20,25 +20,6 @@ use super::depthwise_cpu::DwGeom;
 /// Outputs summed together in registers (one AVX2 vector).
 const L: usize = 8;
 
-/// Calls `$f` compiled for AVX2 when the CPU has it, else its plain build.
-macro_rules! simd {
-    ($f:ident :: < $($k:literal),+ > ( $($arg:expr),* $(,)? )) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above).
-                unsafe { avx2::$f::<$($k),+>($($arg),*) }
-            } else {
-                $f::<$($k),+>($($arg),*)
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            $f::<$($k),+>($($arg),*)
-        }
-    }};
-}
-
 /// A depthwise convolution the specialised loops handle, and the layout of its padded planes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Padded {
@@ -137,16 +118,9 @@ impl Padded {
         }
     }
 
-    /// One input-gradient plane from one output-gradient plane, zero where `relu_of <= 0`
-    /// when the convolution read `relu(x)`.
-    pub fn backward_input_plane(
-        &self,
-        grad_out: &[f32],
-        wk: &[f32],
-        relu_of: Option<&[f32]>,
-        dx: &mut [f32],
-        scratch: &mut Vec<f32>,
-    ) {
+    /// One input-gradient plane from one output-gradient plane (the ReLU's mask, if any, is
+    /// the caller's).
+    pub fn backward_input_plane(&self, grad_out: &[f32], wk: &[f32], dx: &mut [f32], scratch: &mut Vec<f32>) {
         let d = self.dilation;
         if self.stride == 1 {
             // the output gradient padded so that input position i reads rows i .. i + span
@@ -177,12 +151,6 @@ impl Padded {
                 for (x, v) in row.iter_mut().enumerate() {
                     *v = src[self.col(x + p)];
                 }
-            }
-        }
-        if let Some(x) = relu_of {
-            // ReLU's backward, PyTorch's convention: no gradient where the input is <= 0
-            for (dv, &xv) in dx.iter_mut().zip(x) {
-                *dv = if xv > 0.0 { *dv } else { 0.0 };
             }
         }
     }

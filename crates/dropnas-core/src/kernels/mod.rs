@@ -7,6 +7,28 @@
 //! backend ([`autodiff`]) records one graph node whose backward calls the inner backend's
 //! gradient methods.
 
+/// Calls `$f` compiled for AVX2 when the CPU has it (the caller's `avx2::$f`, a copy of `$f`
+/// with `#[target_feature(enable = "avx2")]`), else its plain build. Without it, x86-64 code is
+/// limited to 128-bit vectors.
+#[cfg(feature = "flex")]
+macro_rules! simd {
+    ($f:ident $(:: < $($k:literal),+ >)? ( $($arg:expr),* $(,)? )) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                unsafe { avx2::$f $(::<$($k),+>)? ($($arg),*) }
+            } else {
+                $f $(::<$($k),+>)? ($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $f $(::<$($k),+>)? ($($arg),*)
+        }
+    }};
+}
+
 pub mod autodiff;
 #[cfg(feature = "flex")]
 pub mod batch_norm_cpu;

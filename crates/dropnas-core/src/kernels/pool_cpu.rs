@@ -171,38 +171,10 @@ pub fn max_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
         || (vec![0u32; oh * ow], Vec::new()),
         |(tap, buf), (p, o)| {
             let lay = pad1(&x[p * g.h * g.w..(p + 1) * g.h * g.w], g.h, g.w, f32::NEG_INFINITY, g.stride, buf);
-            simd_max(buf, lay, oh, ow, o, tap);
+            simd!(plane_max_blocked(buf, lay, oh, ow, o, tap));
         },
     );
     out
-}
-
-/// [`plane_max_blocked`] compiled for AVX2 when the CPU has it.
-fn simd_max(p: &[f32], lay: Padded, oh: usize, ow: usize, best: &mut [f32], tap: &mut [u32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        fn avx2(p: &[f32], lay: Padded, oh: usize, ow: usize, best: &mut [f32], tap: &mut [u32]) {
-            plane_max_blocked(p, lay, oh, ow, best, tap)
-        }
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { avx2(p, lay, oh, ow, best, tap) };
-    }
-    plane_max_blocked(p, lay, oh, ow, best, tap)
-}
-
-/// [`box3`] compiled for AVX2 when the CPU has it.
-fn simd_box3(p: &[f32], lay: Padded, oh: usize, ow: usize, out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        fn avx2(p: &[f32], lay: Padded, oh: usize, ow: usize, out: &mut [f32]) {
-            box3(p, lay, oh, ow, out)
-        }
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { avx2(p, lay, oh, ow, out) };
-    }
-    box3(p, lay, oh, ow, out)
 }
 
 pub fn max_backward(x: &[f32], grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
@@ -212,7 +184,7 @@ pub fn max_backward(x: &[f32], grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
         || (vec![0.0f32; oh * ow], vec![0u32; oh * ow], Vec::new()),
         |(best, tap, buf), (p, d)| {
             let lay = pad1(&x[p * g.h * g.w..(p + 1) * g.h * g.w], g.h, g.w, f32::NEG_INFINITY, g.stride, buf);
-            simd_max(buf, lay, oh, ow, best, tap);
+            simd!(plane_max_blocked(buf, lay, oh, ow, best, tap));
             let go = &grad_out[p * oh * ow..(p + 1) * oh * ow];
             for oy in 0..oh {
                 for ox in 0..ow {
@@ -232,7 +204,7 @@ pub fn avg_forward(x: &[f32], g: &PoolGeom) -> Vec<f32> {
     let chunks = out.par_chunks_mut(oh * ow).enumerate().with_min_len(min_planes(g.h * g.w));
     chunks.for_each_init(Vec::new, |buf, (p, o)| {
         let lay = pad1(&x[p * g.h * g.w..(p + 1) * g.h * g.w], g.h, g.w, 0.0, g.stride, buf);
-        simd_box3(buf, lay, oh, ow, o);
+        simd!(box3(buf, lay, oh, ow, o));
         for (y, o_row) in o.chunks_exact_mut(ow).enumerate() {
             let ch = in_bounds(y * g.stride, g.h);
             for (x, v) in o_row.iter_mut().enumerate() {
@@ -259,7 +231,7 @@ pub fn avg_backward(grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
                     *v /= ch * in_bounds(x, g.w);
                 }
             }
-            return simd_box3(buf, lay, g.h, g.w, d);
+            return simd!(box3(buf, lay, g.h, g.w, d));
         }
         for (oy, &(r0, r1)) in rows.iter().enumerate() {
             for (ox, &(c0, c1)) in cols.iter().enumerate() {
@@ -271,6 +243,22 @@ pub fn avg_backward(grad_out: &[f32], g: &PoolGeom) -> Vec<f32> {
         }
     });
     dx
+}
+
+/// The same loops compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::Padded;
+
+    #[target_feature(enable = "avx2")]
+    pub fn plane_max_blocked(p: &[f32], lay: Padded, oh: usize, ow: usize, best: &mut [f32], tap: &mut [u32]) {
+        super::plane_max_blocked(p, lay, oh, ow, best, tap)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub fn box3(p: &[f32], lay: Padded, oh: usize, ow: usize, out: &mut [f32]) {
+        super::box3(p, lay, oh, ow, out)
+    }
 }
 
 #[cfg(test)]
