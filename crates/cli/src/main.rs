@@ -79,7 +79,7 @@ fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
     init_logging();
-    let result = match cli.command {
+    let result = dropnas_core::kernels::on_compute_threads(|| match cli.command {
         Command::Info(args) => commands::info::run(args),
         Command::Search(args) => commands::search::run(*args),
         Command::Augment(args) => commands::augment::run(*args),
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Selftest(args) => commands::selftest::run(args),
         Command::Report(args) => commands::report::run(args),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -13,7 +13,10 @@
 //!
 //! Each loop is compiled twice, plainly and for AVX2 (chosen at run time): without it, x86-64
 //! code is limited to 128-bit vectors. No fused multiply-add is used, so both give the same
-//! results.
+//! results. The loops keep several blocks in flight (independent sums), since one block at a
+//! time waits on the latency of each add. The weight gradient's AVX2 loop is written with
+//! intrinsics: the compiler spilled its sums to the stack (4x slower); a test checks it
+//! against the plain loop bit for bit.
 
 use super::depthwise_cpu::DwGeom;
 
@@ -113,8 +116,8 @@ impl Padded {
         self.pad_input(x, relu, scratch);
         let t = self.taps();
         match self.k {
-            3 => simd!(forward_rows::<3>(scratch, t, wk, self.oh, self.ow, out)),
-            _ => simd!(forward_rows::<5>(scratch, t, wk, self.oh, self.ow, out)),
+            3 => forward_rows::<3>(scratch, t, wk, self.oh, self.ow, out),
+            _ => forward_rows::<5>(scratch, t, wk, self.oh, self.ow, out),
         }
     }
 
@@ -132,8 +135,8 @@ impl Padded {
                 scratch[(y + q) * gw + q..][..self.ow].copy_from_slice(row);
             }
             match self.k {
-                3 => simd!(backward_input_rows::<3>(scratch, gw, wk, d, self.h, self.w, dx)),
-                _ => simd!(backward_input_rows::<5>(scratch, gw, wk, d, self.h, self.w, dx)),
+                3 => backward_input_rows::<3>(scratch, gw, wk, d, self.h, self.w, dx),
+                _ => backward_input_rows::<5>(scratch, gw, wk, d, self.h, self.w, dx),
             }
         } else {
             // scattered tap by tap into a padded plane whose rows are split by column phase,
@@ -177,68 +180,93 @@ impl Padded {
 /// order.
 #[inline(always)]
 fn forward_rows<const K: usize>(p: &[f32], t: Taps, wk: &[f32], oh: usize, ow: usize, out: &mut [f32]) {
-    let wk = &wk[..K * K];
-    let cols = &t.cols[..K];
-    for (oy, out_row) in out.chunks_exact_mut(ow).take(oh).enumerate() {
-        let rows: [&[f32]; K] = std::array::from_fn(|ky| &p[(t.stride * oy + ky * t.dilation) * t.pw..][..t.pw]);
-        let mut ox = 0;
-        while ox + L <= ow {
-            let mut acc = [0.0f32; L];
-            for (ky, row) in rows.iter().enumerate() {
-                for (kx, &c) in cols.iter().enumerate() {
-                    let wv = wk[ky * K + kx];
-                    let src = &row[c + ox..][..L];
-                    for l in 0..L {
-                        acc[l] += wv * src[l];
-                    }
-                }
-            }
-            out_row[ox..ox + L].copy_from_slice(&acc);
-            ox += L;
-        }
-        for (o, v) in out_row.iter_mut().enumerate().skip(ox) {
-            let mut acc = 0.0f32;
-            for (ky, row) in rows.iter().enumerate() {
-                for (kx, &c) in cols.iter().enumerate() {
-                    acc += wk[ky * K + kx] * row[c + o];
-                }
-            }
-            *v = acc;
+    let mut off = [0usize; 25];
+    for ky in 0..K {
+        for kx in 0..K {
+            off[ky * K + kx] = ky * t.dilation * t.pw + t.cols[kx];
         }
     }
+    simd!(correlate::<K>(p, t.stride * t.pw, &off, wk, oh, ow, out));
 }
 
 /// Stride 1: `dx[iy][ix] = sum over (ky, kx) of w[ky][kx] * g[iy + span - ky*d][ix + span -
 /// kx*d]` (`g` the padded output gradient), taps in order.
 #[inline(always)]
 fn backward_input_rows<const K: usize>(g: &[f32], gw: usize, wk: &[f32], d: usize, h: usize, w: usize, dx: &mut [f32]) {
-    let wk = &wk[..K * K];
     let span = d * (K - 1);
-    for (iy, dx_row) in dx.chunks_exact_mut(w).take(h).enumerate() {
-        let rows: [&[f32]; K] = std::array::from_fn(|ky| &g[(iy + span - ky * d) * gw..][..gw]);
-        let mut ix = 0;
-        while ix + L <= w {
-            let mut acc = [0.0f32; L];
-            for (ky, row) in rows.iter().enumerate() {
-                for kx in 0..K {
-                    let wv = wk[ky * K + kx];
-                    let src = &row[ix + span - kx * d..][..L];
-                    for l in 0..L {
-                        acc[l] += wv * src[l];
-                    }
-                }
-            }
-            dx_row[ix..ix + L].copy_from_slice(&acc);
-            ix += L;
+    let mut off = [0usize; 25];
+    for ky in 0..K {
+        for kx in 0..K {
+            off[ky * K + kx] = (span - ky * d) * gw + span - kx * d;
         }
-        for (i, v) in dx_row.iter_mut().enumerate().skip(ix) {
-            let mut acc = 0.0f32;
-            for (ky, row) in rows.iter().enumerate() {
-                for kx in 0..K {
-                    acc += wk[ky * K + kx] * row[i + span - kx * d];
+    }
+    simd!(correlate::<K>(g, gw, &off, wk, h, w, dx));
+}
+
+/// Blocks of output a loop keeps in flight: independent sums, so that the adds of one block
+/// do not wait for those of the previous one (a single block is bound by the add latency).
+const BLOCKS: usize = 4;
+
+/// `out[r][x] = sum over taps i in order of wk[i] * src[r * row_step + x + off[i]]`, from
+/// zero, for `rows` rows of `width` outputs. Whole blocks of [`L`] outputs are taken
+/// [`BLOCKS`] at a time across rows; each output's sum is the same sequence of operations
+/// whatever the blocking.
+#[inline(always)]
+fn correlate<const K: usize>(
+    src: &[f32],
+    row_step: usize,
+    off: &[usize; 25],
+    wk: &[f32],
+    rows: usize,
+    width: usize,
+    out: &mut [f32],
+) {
+    let (wk, off) = (&wk[..K * K], &off[..K * K]);
+    if rows == 0 || width == 0 {
+        return;
+    }
+    // every read below is at most this far into `src`, so the unchecked loads are in bounds
+    let last = (rows - 1) * row_step + width + off.iter().max().copied().unwrap_or(0);
+    assert!(last <= src.len() && rows * width <= out.len(), "correlate: buffers too short");
+    let per_row = width / L;
+    let blocks = rows * per_row;
+    let at = |b: usize| (b / per_row, (b % per_row) * L);
+    let mut b = 0;
+    while b + BLOCKS <= blocks {
+        let pos: [(usize, usize); BLOCKS] = std::array::from_fn(|i| at(b + i));
+        let mut acc = [[0.0f32; L]; BLOCKS];
+        for (&wv, &o) in wk.iter().zip(off) {
+            for (a, &(r, x)) in acc.iter_mut().zip(&pos) {
+                // SAFETY: r * row_step + x + L <= (rows - 1) * row_step + width, and o <= max(off)
+                let s = unsafe { &*(src.as_ptr().add(r * row_step + x + o) as *const [f32; L]) };
+                for l in 0..L {
+                    a[l] += wv * s[l];
                 }
             }
-            *v = acc;
+        }
+        for (a, &(r, x)) in acc.iter().zip(&pos) {
+            out[r * width + x..][..L].copy_from_slice(a);
+        }
+        b += BLOCKS;
+    }
+    for b in b..blocks {
+        let (r, x) = at(b);
+        let mut acc = [0.0f32; L];
+        for (&wv, &o) in wk.iter().zip(off) {
+            let s = &src[r * row_step + x + o..][..L];
+            for l in 0..L {
+                acc[l] += wv * s[l];
+            }
+        }
+        out[r * width + x..][..L].copy_from_slice(&acc);
+    }
+    for r in 0..rows {
+        for x in per_row * L..width {
+            let mut acc = 0.0f32;
+            for (&wv, &o) in wk.iter().zip(off) {
+                acc += wv * src[r * row_step + x + o];
+            }
+            out[r * width + x] = acc;
         }
     }
 }
@@ -263,34 +291,67 @@ fn scatter_rows<const K: usize>(p: &mut [f32], t: Taps, wk: &[f32], oh: usize, o
 
 /// `acc[ky*K + kx] += sum over (oy, ox) of g[oy][ox] * p[s*oy + ky*d][cols[kx] + ox]`: one
 /// pass over the plane per kernel row (its `K` taps' sums stay in registers), products summed
-/// in `L` lanes, then added in `f64`.
+/// in `L` lanes, two blocks at a time into two sets of sums (so that consecutive adds to a sum
+/// do not wait for each other), then added in `f64`.
+///
+/// No closures here: a closure is compiled without the caller's `target_feature`.
 #[inline(always)]
 fn backward_weight_rows<const K: usize>(p: &[f32], t: Taps, g: &[f32], oh: usize, ow: usize, acc: &mut [f64]) {
     let cols = &t.cols[..K];
+    let per_row = ow / L;
+    if oh == 0 || ow == 0 {
+        return;
+    }
+    let row_step = t.stride * t.pw;
+    // the furthest read below, so that the unchecked loads are in bounds
+    let last = (oh - 1) * row_step + (K - 1) * t.dilation * t.pw + cols.iter().max().copied().unwrap_or(0) + ow;
+    assert!(last <= p.len() && oh * ow <= g.len(), "backward_weight_rows: buffers too short");
     for ky in 0..K {
-        let mut lanes = [[0.0f32; L]; K];
+        let base = ky * t.dilation * t.pw;
+        let mut lanes = [[[0.0f32; L]; K]; 2];
         let mut tail = [0.0f32; K];
-        for (oy, g_row) in g.chunks_exact(ow).take(oh).enumerate() {
-            let row = &p[(t.stride * oy + ky * t.dilation) * t.pw..][..t.pw];
+        for oy in 0..oh {
+            let g_row = &g[oy * ow..][..ow];
+            let p_row = oy * row_step + base;
             let mut ox = 0;
-            while ox + L <= ow {
-                let gv = &g_row[ox..][..L];
-                for (a, &c) in lanes.iter_mut().zip(cols) {
-                    let src = &row[c + ox..][..L];
-                    for l in 0..L {
-                        a[l] += gv[l] * src[l];
-                    }
+            while ox + 2 * L <= ow {
+                // SAFETY: p_row + c + ox + 2L <= last (checked above)
+                unsafe {
+                    weight_block::<K>(p, p_row + ox, cols, &g_row[ox..][..L], &mut lanes[0]);
+                    weight_block::<K>(p, p_row + ox + L, cols, &g_row[ox + L..][..L], &mut lanes[1]);
                 }
+                ox += 2 * L;
+            }
+            if ox + L <= ow {
+                // SAFETY: as above
+                unsafe { weight_block::<K>(p, p_row + ox, cols, &g_row[ox..][..L], &mut lanes[0]) };
                 ox += L;
             }
-            for (o, &gv) in g_row.iter().enumerate().skip(ox) {
+            for (o, &gv) in g_row.iter().enumerate().skip(ox).take(ow - per_row * L) {
                 for (tv, &c) in tail.iter_mut().zip(cols) {
-                    *tv += gv * row[c + o];
+                    *tv += gv * p[p_row + c + o];
                 }
             }
         }
-        for (kx, (l, tv)) in lanes.iter().zip(tail).enumerate() {
-            acc[ky * K + kx] += (l.iter().sum::<f32>() + tv) as f64;
+        for kx in 0..K {
+            let l: f32 = (0..L).map(|l| lanes[0][kx][l] + lanes[1][kx][l]).sum();
+            acc[ky * K + kx] += (l + tail[kx]) as f64;
+        }
+    }
+}
+
+/// `sums[kx][l] += g[l] * p[at + cols[kx] + l]`.
+///
+/// # Safety
+/// `at + max(cols) + L <= p.len()`.
+#[inline(always)]
+unsafe fn weight_block<const K: usize>(p: &[f32], at: usize, cols: &[usize], g: &[f32], sums: &mut [[f32; L]; K]) {
+    let g: &[f32; L] = g.try_into().expect("one block of the output gradient");
+    for (a, &c) in sums.iter_mut().zip(cols) {
+        // SAFETY: the caller's bound
+        let src = unsafe { &*(p.as_ptr().add(at + c) as *const [f32; L]) };
+        for l in 0..L {
+            a[l] += g[l] * src[l];
         }
     }
 }
@@ -301,21 +362,16 @@ mod avx2 {
     use super::Taps;
 
     #[target_feature(enable = "avx2")]
-    pub fn forward_rows<const K: usize>(p: &[f32], t: Taps, wk: &[f32], oh: usize, ow: usize, out: &mut [f32]) {
-        super::forward_rows::<K>(p, t, wk, oh, ow, out)
-    }
-
-    #[target_feature(enable = "avx2")]
-    pub fn backward_input_rows<const K: usize>(
-        g: &[f32],
-        gw: usize,
+    pub fn correlate<const K: usize>(
+        src: &[f32],
+        row_step: usize,
+        off: &[usize; 25],
         wk: &[f32],
-        d: usize,
-        h: usize,
-        w: usize,
-        dx: &mut [f32],
+        rows: usize,
+        width: usize,
+        out: &mut [f32],
     ) {
-        super::backward_input_rows::<K>(g, gw, wk, d, h, w, dx)
+        super::correlate::<K>(src, row_step, off, wk, rows, width, out)
     }
 
     #[target_feature(enable = "avx2")]
@@ -323,8 +379,119 @@ mod avx2 {
         super::scatter_rows::<K>(p, t, wk, oh, ow, g)
     }
 
+    /// [`super::backward_weight_rows`] written with AVX2 intrinsics: the compiler does not keep
+    /// its `K x 2` lane sums in vector registers by itself. Same operations in the same order,
+    /// so the same numbers.
     #[target_feature(enable = "avx2")]
     pub fn backward_weight_rows<const K: usize>(p: &[f32], t: Taps, g: &[f32], oh: usize, ow: usize, acc: &mut [f64]) {
-        super::backward_weight_rows::<K>(p, t, g, oh, ow, acc)
+        use super::L;
+        use std::arch::x86_64::*;
+        let cols = &t.cols[..K];
+        let per_row = ow / L;
+        if oh == 0 || ow == 0 {
+            return;
+        }
+        let row_step = t.stride * t.pw;
+        let last = (oh - 1) * row_step + (K - 1) * t.dilation * t.pw + cols.iter().max().copied().unwrap_or(0) + ow;
+        assert!(last <= p.len() && oh * ow <= g.len(), "backward_weight_rows: buffers too short");
+        for ky in 0..K {
+            let base = ky * t.dilation * t.pw;
+            let mut s0 = [_mm256_setzero_ps(); K];
+            let mut s1 = [_mm256_setzero_ps(); K];
+            let mut tail = [0.0f32; K];
+            for oy in 0..oh {
+                let g_row = &g[oy * ow..][..ow];
+                let p_row = oy * row_step + base;
+                let mut ox = 0;
+                // SAFETY (all loads): p_row + c + ox + L <= last <= p.len(), ox + L <= ow
+                while ox + 2 * L <= ow {
+                    unsafe {
+                        let g0 = _mm256_loadu_ps(g_row.as_ptr().add(ox));
+                        let g1 = _mm256_loadu_ps(g_row.as_ptr().add(ox + L));
+                        for kx in 0..K {
+                            let src = p.as_ptr().add(p_row + cols[kx] + ox);
+                            s0[kx] = _mm256_add_ps(s0[kx], _mm256_mul_ps(g0, _mm256_loadu_ps(src)));
+                            s1[kx] = _mm256_add_ps(s1[kx], _mm256_mul_ps(g1, _mm256_loadu_ps(src.add(L))));
+                        }
+                    }
+                    ox += 2 * L;
+                }
+                if ox + L <= ow {
+                    unsafe {
+                        let g0 = _mm256_loadu_ps(g_row.as_ptr().add(ox));
+                        for kx in 0..K {
+                            let src = p.as_ptr().add(p_row + cols[kx] + ox);
+                            s0[kx] = _mm256_add_ps(s0[kx], _mm256_mul_ps(g0, _mm256_loadu_ps(src)));
+                        }
+                    }
+                    ox += L;
+                }
+                for (o, &gv) in g_row.iter().enumerate().skip(ox).take(ow - per_row * L) {
+                    for (tv, &c) in tail.iter_mut().zip(cols) {
+                        *tv += gv * p[p_row + c + o];
+                    }
+                }
+            }
+            for kx in 0..K {
+                let (mut l0, mut l1) = ([0.0f32; L], [0.0f32; L]);
+                // SAFETY: both arrays hold L = 8 floats
+                unsafe {
+                    _mm256_storeu_ps(l0.as_mut_ptr(), s0[kx]);
+                    _mm256_storeu_ps(l1.as_mut_ptr(), s1[kx]);
+                }
+                let l: f32 = (0..L).map(|l| l0[l] + l1[l]).sum();
+                acc[ky * K + kx] += (l + tail[kx]) as f64;
+            }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// The AVX2 loops (the weight gradient's is hand-written) give the plain loops' numbers.
+    #[test]
+    fn avx2_loops_equal_the_plain_ones() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        for (k, s, p, d, hw) in
+            [(3, 1, 1, 1, 32), (5, 1, 2, 1, 19), (3, 1, 2, 2, 8), (5, 1, 4, 2, 13), (3, 2, 1, 1, 17), (5, 2, 2, 1, 16)]
+        {
+            let g =
+                DwGeom { n: 1, c: 1, h: hw, w: hw, kh: k, kw: k, stride: [s, s], padding: [p, p], dilation: [d, d] };
+            let pd = Padded::of(&g).expect("a padded geometry");
+            let x: Vec<f32> = (0..hw * hw).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013).collect();
+            let go: Vec<f32> = (0..g.out_h() * g.out_w()).map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.021).collect();
+            let mut buf = Vec::new();
+            pd.pad_input(&x, true, &mut buf);
+            let t = pd.taps();
+            let (mut plain, mut simd) = (vec![0.0f64; k * k], vec![0.0f64; k * k]);
+            let (mut out_plain, mut out_simd) = (vec![0.0f32; go.len()], vec![0.0f32; go.len()]);
+            if k == 3 {
+                backward_weight_rows::<3>(&buf, t, &go, pd.oh, pd.ow, &mut plain);
+                unsafe { avx2::backward_weight_rows::<3>(&buf, t, &go, pd.oh, pd.ow, &mut simd) };
+                forward_rows::<3>(&buf, t, &x[..k * k], pd.oh, pd.ow, &mut out_simd);
+            } else {
+                backward_weight_rows::<5>(&buf, t, &go, pd.oh, pd.ow, &mut plain);
+                unsafe { avx2::backward_weight_rows::<5>(&buf, t, &go, pd.oh, pd.ow, &mut simd) };
+                forward_rows::<5>(&buf, t, &x[..k * k], pd.oh, pd.ow, &mut out_simd);
+            }
+            assert_eq!(plain, simd, "weight gradient, k{k} s{s} d{d} {hw}x{hw}");
+            // the forward through the plain `correlate` (no dispatch) against the dispatched one
+            let mut off = [0usize; 25];
+            for ky in 0..k {
+                for kx in 0..k {
+                    off[ky * k + kx] = ky * t.dilation * t.pw + t.cols[kx];
+                }
+            }
+            if k == 3 {
+                correlate::<3>(&buf, t.stride * t.pw, &off, &x[..k * k], pd.oh, pd.ow, &mut out_plain);
+            } else {
+                correlate::<5>(&buf, t.stride * t.pw, &off, &x[..k * k], pd.oh, pd.ow, &mut out_plain);
+            }
+            assert_eq!(out_plain, out_simd, "forward, k{k} s{s} d{d} {hw}x{hw}");
+        }
     }
 }

@@ -12,7 +12,7 @@
 /// limited to 128-bit vectors.
 #[cfg(feature = "flex")]
 macro_rules! simd {
-    ($f:ident $(:: < $($k:literal),+ >)? ( $($arg:expr),* $(,)? )) => {{
+    ($f:ident $(:: < $($k:tt),+ >)? ( $($arg:expr),* $(,)? )) => {{
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2") {
@@ -466,3 +466,25 @@ impl DropnasBackend for burn::backend::Wgpu {}
 impl DropnasBackend for burn::backend::Cuda {}
 #[cfg(feature = "ndarray")]
 impl DropnasBackend for burn::backend::NdArray {}
+
+/// Runs `f` on a worker of the compute thread pool (rayon's global pool on the CPU backend).
+///
+/// Every CPU kernel is a short parallel burst. Called from a thread outside the pool, each burst
+/// is injected into the pool and the caller sleeps until it is done: two thread wake-ups per
+/// operation, thousands per training step. From inside the pool the caller does its share of
+/// the work itself and the other workers steal the rest.
+pub fn on_compute_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    #[cfg(feature = "flex")]
+    {
+        // the caller's work now runs on a pool thread: give those the main thread's stack size
+        // (an error only means that the pool exists already)
+        let _ = rayon::ThreadPoolBuilder::new().stack_size(8 << 20).build_global();
+        let mut out = None;
+        rayon::scope(|s| s.spawn(|_| out = Some(f())));
+        out.expect("the compute pool ran the job")
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        f()
+    }
+}
