@@ -2,7 +2,7 @@
 
 use crate::drop_path::{DropPathSource, drop_path};
 use crate::genotype::Genotype;
-use crate::kernels::DropnasBackend;
+use crate::kernels::{DropnasBackend, dense_grad};
 use crate::ops::{Op, StdConv};
 use crate::search_cell::Preproc;
 use burn::module::Module;
@@ -79,6 +79,6 @@ impl<B: DropnasBackend> AugmentCell<B> {
             }
             states.push(node.expect("genotype nodes have edges"));
         }
-        Tensor::cat(self.concat.iter().map(|&i| states[i].clone()).collect(), 1)
+        Tensor::cat(self.concat.iter().map(|&i| dense_grad(states[i].clone())).collect(), 1)
     }
 }

@@ -1,7 +1,7 @@
 //! A search cell: two preprocessed inputs, `n_nodes` intermediate nodes, every edge a mixed op.
 
 use crate::dropout::CellMask;
-use crate::kernels::DropnasBackend;
+use crate::kernels::{DropnasBackend, dense_grad};
 use crate::mixed_op::MixedOp;
 use crate::ops::{FactorizedReduce, StdConv};
 use crate::search_space::SearchSpace;
@@ -96,7 +96,7 @@ impl<B: DropnasBackend> SearchCell<B> {
             }
             states.push(node.expect("a node has at least two edges"));
         }
-        Tensor::cat(states.split_off(2), 1)
+        Tensor::cat(states.split_off(2).into_iter().map(dense_grad).collect(), 1)
     }
 }
 

@@ -175,21 +175,21 @@ impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C>
         }
     }
 
-    fn relu_pointwise(x: FloatTensor<Self>, pw_weight: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn relu_pointwise(x: FloatTensor<Self>, pw_weight: FloatTensor<Self>, relu: bool) -> FloatTensor<Self> {
         /// Keeps the two inputs only; the backward recomputes the ReLU.
         #[derive(Debug)]
         struct ReluPointwiseBackward;
 
         impl<B: DropnasBackend> Backward<B, 2> for ReluPointwiseBackward {
-            type State = (NodeId, NodeId);
+            type State = (NodeId, NodeId, bool);
 
             fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
                 let [node_x, node_pw] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
-                let (x_state, pw_state) = ops.state;
+                let (x_state, pw_state, relu) = ops.state;
                 let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
                 let pw = checkpointer.retrieve_node_output::<FloatTensor<B>>(pw_state);
-                let (dx, dpw) = B::relu_pointwise_backward(x, pw, grad);
+                let (dx, dpw) = B::relu_pointwise_backward(x, pw, grad, relu);
                 for (node, g) in [(node_x, dx), (node_pw, dpw)] {
                     if let Some(node) = node {
                         grads.register::<B>(node.id, g);
@@ -202,10 +202,10 @@ impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C>
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let pw_state = prep.checkpoint(&pw_weight);
-                let out = B::relu_pointwise(x.primitive, pw_weight.primitive);
-                prep.finish((x_state, pw_state), out)
+                let out = B::relu_pointwise(x.primitive, pw_weight.primitive, relu);
+                prep.finish((x_state, pw_state, relu), out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::relu_pointwise(x.primitive, pw_weight.primitive)),
+            OpsKind::UnTracked(prep) => prep.finish(B::relu_pointwise(x.primitive, pw_weight.primitive, relu)),
         }
     }
 
@@ -235,6 +235,26 @@ impl<B: DropnasBackend, C: CheckpointStrategy> DropnasBackend for Autodiff<B, C>
             }
             OpsKind::UnTracked(prep) => prep.finish(B::pool3x3(x.primitive, kind, stride)),
         }
+    }
+
+    fn dense_grad(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct DenseGradBackward;
+
+        impl<B: DropnasBackend> Backward<B, 1> for DenseGradBackward {
+            type State = ();
+
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [node_x] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, B::contiguous(grad));
+                }
+            }
+        }
+
+        let out = x.primitive.clone();
+        DenseGradBackward.prepare::<C>([x.node.clone()]).compute_bound().stateless(out)
     }
 
     fn scale(y: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {

@@ -1,11 +1,14 @@
-//! The CPU backend's depthwise convolution: the loops of [`super::depthwise_cpu`].
+//! The CPU backend's kernels: depthwise ([`super::depthwise_cpu`]) and 1x1
+//! ([`super::pointwise_cpu`]) convolutions, pools, batch norm, the mixing-weight scale.
 
 use super::depthwise_cpu::{DwGeom, backward_input, backward_weight, forward};
+use super::pointwise_cpu::{self, PwGeom};
 use super::pool_cpu::{self, PoolGeom};
 use super::{DepthwiseOptions, DropnasBackend, PoolKind};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
+use burn::tensor::ops::ActivationOps;
 use rayon::prelude::*;
 
 /// Elements per parallel chunk of the elementwise kernels.
@@ -57,7 +60,7 @@ impl DropnasBackend for Flex {
         };
         // the ReLU is applied plane by plane as the loops read the input: no ReLU tensor
         let d = tensor(forward(xv, wv, &g, relu), [g.n, g.c, g.out_h(), g.out_w()]);
-        super::pointwise::<Flex>(d, pw)
+        Self::relu_pointwise(d, pw, false)
     }
 
     fn relu_dw_pw_backward(
@@ -75,7 +78,7 @@ impl DropnasBackend for Flex {
             return super::generic_relu_dw_pw_backward::<Flex>(x, w, pw, grad_out, options, relu);
         };
         let d = tensor(forward(xv, wv, &g, relu), [g.n, g.c, g.out_h(), g.out_w()]);
-        let (d_d, d_pw) = super::pointwise_backward::<Flex>(d, pw.clone(), grad_out.clone());
+        let (d_d, d_pw) = Self::relu_pointwise_backward(d, pw.clone(), grad_out.clone(), false);
         let (d_d, _) = f32_data(&d_d);
         let Some(gv) = d_d.as_slice::<f32>() else {
             return super::generic_relu_dw_pw_backward::<Flex>(x, w, pw, grad_out, options, relu);
@@ -83,6 +86,37 @@ impl DropnasBackend for Flex {
         let dx = tensor(backward_input(gv, wv, &g, relu.then_some(xv)), [g.n, g.c, g.h, g.w]);
         let d_dw = tensor(backward_weight(xv, gv, &g, relu), [g.c, 1, g.kh, g.kw]);
         (dx, d_dw, d_pw)
+    }
+
+    fn relu_pointwise(x: FlexTensor, pw: FlexTensor, relu: bool) -> FlexTensor {
+        let (x, xs) = f32_data(&x);
+        let (w, ws) = f32_data(&pw);
+        let g = PwGeom { n: xs[0], ci: xs[1], co: ws[0], hw: xs[2] * xs[3] };
+        let (Some(xv), Some(wv)) = (x.as_slice::<f32>(), w.as_slice::<f32>()) else {
+            let r = if relu { Self::relu(x) } else { x };
+            return super::pointwise::<Flex>(r, w);
+        };
+        tensor(pointwise_cpu::forward(xv, wv, &g, relu), [g.n, g.co, xs[2], xs[3]])
+    }
+
+    fn relu_pointwise_backward(
+        x: FlexTensor,
+        pw: FlexTensor,
+        grad_out: FlexTensor,
+        relu: bool,
+    ) -> (FlexTensor, FlexTensor) {
+        let (x, xs) = f32_data(&x);
+        let (w, ws) = f32_data(&pw);
+        let (go, _) = f32_data(&grad_out);
+        let g = PwGeom { n: xs[0], ci: xs[1], co: ws[0], hw: xs[2] * xs[3] };
+        let (Some(xv), Some(wv), Some(gv)) = (x.as_slice::<f32>(), w.as_slice::<f32>(), go.as_slice::<f32>()) else {
+            let r = if relu { Self::relu(x) } else { x };
+            let (d_r, d_pw) = super::pointwise_backward::<Flex>(r.clone(), w, go);
+            return (if relu { Self::relu_backward(r, d_r) } else { d_r }, d_pw);
+        };
+        let dx = pointwise_cpu::backward_input(gv, wv, &g, relu.then_some(xv));
+        let dw = pointwise_cpu::backward_weight(xv, gv, &g, relu);
+        (tensor(dx, [xs[0], xs[1], xs[2], xs[3]]), tensor(dw, [ws[0], ws[1], 1, 1]))
     }
 
     fn depthwise_conv2d_backward(
@@ -114,6 +148,10 @@ impl DropnasBackend for Flex {
                 (dx, dw)
             }
         }
+    }
+
+    fn contiguous(x: FlexTensor) -> FlexTensor {
+        x.to_contiguous()
     }
 
     fn scale(y: FlexTensor, w: FlexTensor) -> FlexTensor {

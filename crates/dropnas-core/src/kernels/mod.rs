@@ -41,6 +41,8 @@ mod flex;
 #[cfg(feature = "flex")]
 mod lanes;
 #[cfg(feature = "flex")]
+pub mod pointwise_cpu;
+#[cfg(feature = "flex")]
 pub mod pool_cpu;
 #[cfg(all(test, feature = "flex"))]
 mod tests;
@@ -132,12 +134,14 @@ pub trait DropnasBackend: Backend {
         generic_relu_dw_pw_backward::<Self>(x, dw_weight, pw_weight, grad_out, options, relu)
     }
 
-    /// `pointwise(relu(x))`: a cell's input preprocessing (ReLU, 1x1 convolution) as one
-    /// operation that keeps only `x` for the backward pass, for the same reason as
-    /// [`Self::relu_dw_pw`]. A cell's output feeds the preprocessing of the next two cells;
-    /// both then keep that one tensor instead of a ReLU of it each.
-    fn relu_pointwise(x: FloatTensor<Self>, pw_weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        pointwise::<Self>(Self::relu(x), pw_weight)
+    /// `pointwise(relu(x))` (the ReLU only when `relu`): a cell's input preprocessing (ReLU,
+    /// 1x1 convolution) as one operation that keeps only `x` for the backward pass, for the same
+    /// reason as [`Self::relu_dw_pw`]. A cell's output feeds the preprocessing of the next two
+    /// cells; both then keep that one tensor instead of a ReLU of it each. Without the ReLU it
+    /// is every other 1x1 convolution (FactorizedReduce, the auxiliary head).
+    fn relu_pointwise(x: FloatTensor<Self>, pw_weight: FloatTensor<Self>, relu: bool) -> FloatTensor<Self> {
+        let r = if relu { Self::relu(x) } else { x };
+        pointwise::<Self>(r, pw_weight)
     }
 
     /// Gradients of [`Self::relu_pointwise`] with respect to `x` and `pw_weight`.
@@ -145,10 +149,25 @@ pub trait DropnasBackend: Backend {
         x: FloatTensor<Self>,
         pw_weight: FloatTensor<Self>,
         grad_out: FloatTensor<Self>,
+        relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        if !relu {
+            return pointwise_backward::<Self>(x, pw_weight, grad_out);
+        }
         let r = Self::relu(x);
         let (d_r, d_pw) = pointwise_backward::<Self>(r.clone(), pw_weight, grad_out);
         (Self::relu_backward(r, d_r), d_pw)
+    }
+
+    /// `x` as it is; on an autodiff backend, its gradient is made dense (see [`dense_grad`]).
+    fn dense_grad(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        x
+    }
+
+    /// The values of `x` in a dense row-major layout: a copy if `x` is a strided view (the CPU
+    /// backend), `x` itself elsewhere.
+    fn contiguous(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        x
     }
 
     /// `y * w` for a one-element `w`: an op's output scaled by its mixing weight.
@@ -429,8 +448,19 @@ impl<B> DropnasAutodiffBackend for B where B: AutodiffBackend<InnerBackend: Drop
 
 /// A 1x1 convolution (stride 1, no padding) of `x` by `weight` `[C_out, C_in, 1, 1]`, as a
 /// matrix product per image: its forward and both backward passes run on the backend's matmul.
-pub fn pointwise_conv<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>) -> Tensor<B, 4> {
-    float(pointwise::<B>(prim(x), prim(weight)))
+pub fn pointwise_conv<B: DropnasBackend>(x: Tensor<B, 4>, weight: Tensor<B, 4>) -> Tensor<B, 4> {
+    float(B::relu_pointwise(prim(x), prim(weight), false))
+}
+
+/// `x`, whose gradient arrives as a dense tensor: put it before a concatenation.
+///
+/// Why: the backward of a concatenation hands each input a strided slice of the output's
+/// gradient. A cell's node feeds both the concatenation and later ops, so its two gradients
+/// are added, and the CPU backend adds a strided tensor to a dense one element by element
+/// through index arithmetic (4% of an augment step, measured). One copy into a dense tensor
+/// first makes that addition a plain vector loop.
+pub fn dense_grad<B: DropnasBackend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    float(B::dense_grad(prim(x)))
 }
 
 /// `pointwise(depthwise(relu(x)))` as one operation (see [`DropnasBackend::relu_dw_pw`]).
@@ -446,7 +476,7 @@ pub fn relu_dw_pw<B: DropnasBackend>(
 
 /// `pointwise(relu(x))` as one operation (see [`DropnasBackend::relu_pointwise`]).
 pub fn relu_pointwise<B: DropnasBackend>(x: Tensor<B, 4>, pw_weight: Tensor<B, 4>) -> Tensor<B, 4> {
-    float(B::relu_pointwise(prim(x), prim(pw_weight)))
+    float(B::relu_pointwise(prim(x), prim(pw_weight), true))
 }
 
 /// Depthwise convolution of `x` by `weight` (`[C, 1, kh, kw]`).

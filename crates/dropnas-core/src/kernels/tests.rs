@@ -206,3 +206,27 @@ fn relu_pointwise_matches_relu_then_conv_through_autodiff() {
     close("relu-pointwise dx", a.1, b.1);
     close("relu-pointwise d pointwise", a.2, b.2);
 }
+
+/// A node that feeds both a concatenation and another op (a cell's pattern): the same
+/// gradient with and without `dense_grad` (up to the order in which the autodiff adds the
+/// node's three gradients), and the CPU's `contiguous` copies a strided view exactly.
+#[test]
+fn dense_grad_changes_no_gradient() {
+    let x0 = det([2, 3, 4, 4], 21);
+    let upstream = det([2, 6, 4, 4], 22);
+    let run = |dense: bool| {
+        let x = Tensor::<A, 4>::from_inner(x0.clone()).require_grad();
+        let y = x.clone().mul_scalar(2.0);
+        let cat_in = if dense { vec![dense_grad(x.clone()), y.clone()] } else { vec![x.clone(), y] };
+        let out = Tensor::cat(cat_in, 1) * Tensor::<A, 4>::from_inner(upstream.clone());
+        let grads = (out.sum() + x.clone().powf_scalar(2.0).sum()).backward();
+        x.grad(&grads).unwrap()
+    };
+    let (with, without) = (run(true), run(false));
+    close("dense_grad", with, without);
+    let slice_grad = Flex::contiguous(prim(upstream.clone().slice([0..2, 0..3, 0..4, 0..4])));
+    assert_eq!(
+        float::<Flex, 4>(slice_grad).into_data().to_vec::<f32>().unwrap(),
+        upstream.slice([0..2, 0..3, 0..4, 0..4]).into_data().to_vec::<f32>().unwrap()
+    );
+}
