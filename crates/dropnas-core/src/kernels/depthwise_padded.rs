@@ -93,19 +93,34 @@ impl Padded {
     }
 
     /// The plane `x` (`relu(x)` when `relu`) padded into `buf`, by column phase at stride 2.
+    ///
+    /// Only the interior is written: a buffer that already has this layout's length (the
+    /// previous plane of the same kernel call) keeps its zero border.
     fn pad_input(&self, x: &[f32], relu: bool, buf: &mut Vec<f32>) {
         let (p, pw) = (self.padding, self.pw);
-        buf.clear();
-        buf.resize((self.h + 2 * p) * pw, 0.0);
+        let len = (self.h + 2 * p) * pw;
+        if buf.len() != len {
+            buf.clear();
+            buf.resize(len, 0.0);
+        }
         for (y, row) in x.chunks_exact(self.w).take(self.h).enumerate() {
             let dst = &mut buf[(y + p) * pw..][..pw];
-            match (self.stride, relu) {
-                (1, false) => dst[p..p + self.w].copy_from_slice(row),
-                (1, true) => dst[p..p + self.w].iter_mut().zip(row).for_each(|(o, &v)| *o = v.max(0.0)),
-                _ => {
-                    for (x, &v) in row.iter().enumerate() {
-                        dst[self.col(x + p)] = if relu { v.max(0.0) } else { v };
-                    }
+            if self.stride == 1 {
+                if relu {
+                    dst[p..p + self.w].iter_mut().zip(row).for_each(|(o, &v)| *o = v.max(0.0));
+                } else {
+                    dst[p..p + self.w].copy_from_slice(row);
+                }
+            } else {
+                // padded column c = x + p goes to phase c % 2, position c / 2: the even x to
+                // phase p % 2 from p / 2 on, the odd x to the other phase from (p + 1) / 2 on
+                let (even, odd) = dst.split_at_mut(self.phase[1]);
+                let (e_dst, o_dst) = if p % 2 == 0 { (even, odd) } else { (odd, even) };
+                let (e_dst, o_dst) = (&mut e_dst[p / 2..], &mut o_dst[p.div_ceil(2)..]);
+                if relu {
+                    simd!(deinterleave::<true>(row, e_dst, o_dst));
+                } else {
+                    simd!(deinterleave::<false>(row, e_dst, o_dst));
                 }
             }
         }
@@ -129,8 +144,11 @@ impl Padded {
             // the output gradient padded so that input position i reads rows i .. i + span
             let q = self.span() - self.padding;
             let gw = self.ow + 2 * q;
-            scratch.clear();
-            scratch.resize((self.oh + 2 * q) * gw, 0.0);
+            // the border stays zero between planes of one call (only the interior is written)
+            if scratch.len() != (self.oh + 2 * q) * gw {
+                scratch.clear();
+                scratch.resize((self.oh + 2 * q) * gw, 0.0);
+            }
             for (y, row) in grad_out.chunks_exact(self.ow).take(self.oh).enumerate() {
                 scratch[(y + q) * gw + q..][..self.ow].copy_from_slice(row);
             }
@@ -174,6 +192,24 @@ impl Padded {
             _ => simd!(backward_weight_rows::<5>(scratch, t, grad_out, self.oh, self.ow, acc)),
         }
     }
+}
+
+/// `even[j] = r(src[2j])`, `odd[j] = r(src[2j + 1])` (`r` the ReLU when `RELU`, as the vector
+/// instruction computes it: NaN and -0 give +0).
+#[inline(always)]
+fn deinterleave<const RELU: bool>(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    for (o, &v) in even.iter_mut().zip(src.iter().step_by(2)) {
+        *o = relu_as_max::<RELU>(v);
+    }
+    for (o, &v) in odd.iter_mut().zip(src.iter().skip(1).step_by(2)) {
+        *o = relu_as_max::<RELU>(v);
+    }
+}
+
+/// `max(v, 0)` as `maxps` computes it (`v` unless `v > 0` fails: NaN and -0 give +0).
+#[inline(always)]
+fn relu_as_max<const RELU: bool>(v: f32) -> f32 {
+    if RELU && v.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) { 0.0 } else { v }
 }
 
 /// `out[oy][ox] = sum over (ky, kx) of w[ky][kx] * p[s*oy + ky*d][cols[kx] + ox]`, taps in
@@ -374,6 +410,34 @@ mod avx2 {
         super::correlate::<K>(src, row_step, off, wk, rows, width, out)
     }
 
+    /// [`super::deinterleave`] with AVX2 shuffles, 8 pairs at a time.
+    #[target_feature(enable = "avx2")]
+    pub fn deinterleave<const RELU: bool>(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let pairs = (src.len() / 2).min(even.len()).min(odd.len());
+        let blocks = pairs / 8;
+        let zero = _mm256_setzero_ps();
+        for b in 0..blocks {
+            // SAFETY: 16 * b + 16 <= 2 * pairs <= src.len(), 8 * b + 8 <= pairs <= both outputs
+            unsafe {
+                let lo = _mm256_loadu_ps(src.as_ptr().add(16 * b));
+                let hi = _mm256_loadu_ps(src.as_ptr().add(16 * b + 8));
+                // per 128-bit half [lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6]; then 64-bit pieces 0 2 1 3
+                let e = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+                let o = _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi);
+                let mut e = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(e)));
+                let mut o = _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(o)));
+                if RELU {
+                    e = _mm256_max_ps(e, zero);
+                    o = _mm256_max_ps(o, zero);
+                }
+                _mm256_storeu_ps(even.as_mut_ptr().add(8 * b), e);
+                _mm256_storeu_ps(odd.as_mut_ptr().add(8 * b), o);
+            }
+        }
+        super::deinterleave::<RELU>(&src[16 * blocks..], &mut even[8 * blocks..], &mut odd[8 * blocks..]);
+    }
+
     #[target_feature(enable = "avx2")]
     pub fn scatter_rows<const K: usize>(p: &mut [f32], t: Taps, wk: &[f32], oh: usize, ow: usize, g: &[f32]) {
         super::scatter_rows::<K>(p, t, wk, oh, ow, g)
@@ -449,6 +513,32 @@ mod avx2 {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+
+    /// The AVX2 de-interleave (stride-2 padding) against the plain one, odd lengths included.
+    #[test]
+    fn avx2_deinterleave_equals_the_plain_one() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        for len in [0usize, 1, 2, 15, 16, 17, 32, 33, 50] {
+            let src: Vec<f32> = (0..len).map(|i| if i % 5 == 3 { -0.0 } else { (i as f32 - 9.5) * 0.3 }).collect();
+            let (ne, no) = (len.div_ceil(2), len / 2);
+            let (mut e1, mut o1, mut e2, mut o2) = (vec![9.0; ne], vec![9.0; no], vec![9.0; ne], vec![9.0; no]);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for relu in [true, false] {
+                if relu {
+                    deinterleave::<true>(&src, &mut e1, &mut o1);
+                    unsafe { avx2::deinterleave::<true>(&src, &mut e2, &mut o2) };
+                } else {
+                    deinterleave::<false>(&src, &mut e1, &mut o1);
+                    unsafe { avx2::deinterleave::<false>(&src, &mut e2, &mut o2) };
+                }
+                assert_eq!((bits(&e1), bits(&o1)), (bits(&e2), bits(&o2)), "relu {relu}, len {len}");
+            }
+            let want: Vec<f32> = src.iter().step_by(2).copied().collect();
+            assert_eq!(bits(&e1), bits(&want), "even, len {len}");
+        }
+    }
 
     /// The AVX2 loops (the weight gradient's is hand-written) give the plain loops' numbers.
     #[test]

@@ -2,6 +2,7 @@
 //! ([`super::pointwise_cpu`]) convolutions, pools, batch norm, the mixing-weight scale.
 
 use super::depthwise_cpu::{DwGeom, backward_input, backward_weight, forward};
+use super::lanes::dot;
 use super::pointwise_cpu::{self, PwGeom};
 use super::pool_cpu::{self, PoolGeom};
 use super::{DepthwiseOptions, DropnasBackend, PoolKind};
@@ -175,19 +176,19 @@ impl DropnasBackend for Flex {
         match (y.as_slice::<f32>(), w.as_slice::<f32>(), go.as_slice::<f32>()) {
             (Some(ys), Some(&[wv]), Some(gs)) => {
                 let mut dy = vec![0.0f32; ys.len()];
-                // dy = dout * w, and the chunks' partial dot products of dout and y (f64 sums)
-                let dw: f64 = dy
+                // dy = dout * w, and the chunks' partial dot products of dout and y, added in
+                // chunk order in f64 (the same sum for any thread count)
+                let partial: Vec<f64> = dy
                     .par_chunks_mut(CHUNK)
                     .zip(ys.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
                     .map(|(d, (y, g))| {
-                        let mut acc = 0.0f32;
-                        for ((d, &y), &g) in d.iter_mut().zip(y).zip(g) {
+                        for (d, &g) in d.iter_mut().zip(g) {
                             *d = g * wv;
-                            acc += g * y;
                         }
-                        acc as f64
+                        dot(g, y) as f64
                     })
-                    .sum();
+                    .collect();
+                let dw: f64 = partial.iter().sum();
                 (
                     tensor(dy, [shape[0], shape[1], shape[2], shape[3]]),
                     FlexTensor::from_data(TensorData::new(vec![dw as f32], [1])),

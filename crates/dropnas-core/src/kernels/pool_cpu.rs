@@ -53,25 +53,35 @@ struct Padded {
 /// `src` (`h x w`) with one `fill` on every side into `buf`. At stride `s > 1` every padded
 /// row is stored by column phase (the columns `c` with `c % s == 0`, then `1`, ...): a tap's
 /// columns for consecutive outputs become contiguous.
+///
+/// Only the interior is written when `buf` already holds this layout (same length, `fill` in
+/// its first cell, which is always border): the previous plane of the same kernel call.
 fn pad1(src: &[f32], h: usize, w: usize, fill: f32, stride: usize, buf: &mut Vec<f32>) -> Padded {
     let pw = w + 2;
-    buf.clear();
-    buf.resize((h + 2) * pw, fill);
-    // where each phase starts within a row
-    let start: Vec<usize> =
-        (0..stride).scan(0, |acc, k| Some(std::mem::replace(acc, *acc + (pw - k).div_ceil(stride)))).collect();
+    let len = (h + 2) * pw;
+    if buf.len() != len || buf[0].to_bits() != fill.to_bits() {
+        buf.clear();
+        buf.resize(len, fill);
+    }
+    // where each phase starts within a row (stride 1 or 2)
+    assert!(stride == 1 || stride == 2, "3x3 pools have stride 1 or 2");
+    let start = [0, pw.div_ceil(2)];
     for (y, row) in src.chunks_exact(w).take(h).enumerate() {
         let dst = &mut buf[(y + 1) * pw..][..pw];
         if stride == 1 {
             dst[1..=w].copy_from_slice(row);
         } else {
-            for (x, &v) in row.iter().enumerate() {
-                let c = x + 1;
-                dst[start[c % stride] + c / stride] = v;
+            // padded column c = x + 1: odd x to the even phase, even x to the odd phase
+            let (even, odd) = dst.split_at_mut(start[1]);
+            for (o, &v) in even[1..].iter_mut().zip(row.iter().skip(1).step_by(2)) {
+                *o = v;
+            }
+            for (o, &v) in odd.iter_mut().zip(row.iter().step_by(2)) {
+                *o = v;
             }
         }
     }
-    Padded { pw, stride, col: std::array::from_fn(|dx| start[dx % stride] + dx / stride) }
+    Padded { pw, stride, col: std::array::from_fn(|dx| if stride == 1 { dx } else { start[dx % 2] + dx / 2 }) }
 }
 
 /// PyTorch's running maximum: a larger value or a NaN takes over (as bit masks: with `if`s
