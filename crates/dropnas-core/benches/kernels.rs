@@ -6,7 +6,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Distribution, Tensor};
-use dropnas_core::kernels::{DepthwiseOptions, PoolKind, batch_norm_train, depthwise_conv2d, pool3x3};
+use dropnas_core::kernels::{DepthwiseOptions, PoolKind, batch_norm_train, depthwise_conv2d, pointwise_conv, pool3x3};
 use std::time::Instant;
 
 type B = Autodiff<Flex>;
@@ -70,6 +70,9 @@ fn main() {
         });
     }
     let wp = Tensor::<B, 4>::random([c, c, 1, 1], Distribution::Normal(0.0, 0.1), &device).require_grad();
+    time("pointwise 1x1 fwd+bwd (dropnas kernel)", 15, || {
+        let _ = pointwise_conv(x(), wp.clone()).sum().backward();
+    });
     time("pointwise 1x1 fwd+bwd (matmul)", 15, || {
         let y = wp.clone().reshape([1, c, c]).matmul(x().reshape([n, c, s * s]));
         let _ = y.sum().backward();

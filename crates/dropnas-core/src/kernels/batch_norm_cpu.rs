@@ -6,7 +6,7 @@
 //! accumulated in `f64`.
 
 use super::lanes::{sum_and_centered_dot, sum_f64, sum_sq_dev_f64};
-use super::min_planes;
+use super::{min_planes, par_fill};
 use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +54,7 @@ pub fn forward(
             (s, beta.map_or(0.0, |b| b[ch]) - mean[ch] * s)
         })
         .unzip();
-    let mut y = vec![0.0f32; x.len()];
-    y.par_chunks_mut(g.hw).enumerate().with_min_len(min_planes(g.hw)).for_each(|(plane, out)| {
+    let y = par_fill(x.len(), g.hw, min_planes(g.hw), |plane, out, _| {
         let ch = plane % g.c;
         let (s, t) = (scale[ch], shift[ch]);
         for (o, &v) in out.iter_mut().zip(&x[plane * g.hw..(plane + 1) * g.hw]) {
@@ -98,8 +97,7 @@ pub fn backward(
             (s_dy, s_dy_xhat)
         })
         .collect();
-    let mut dx = vec![0.0f32; x.len()];
-    dx.par_chunks_mut(g.hw).enumerate().with_min_len(min_planes(g.hw)).for_each(|(plane, d)| {
+    let dx = par_fill(x.len(), g.hw, min_planes(g.hw), |plane, d, _| {
         let ch = plane % g.c;
         let gm = gamma.map_or(1.0, |gm| gm[ch] as f64);
         let k = (gm * invstd[ch]) as f32;

@@ -11,7 +11,7 @@
 
 use super::depthwise_padded::Padded;
 use super::lanes::dot;
-use super::min_planes;
+use super::{min_planes, par_fill};
 use rayon::prelude::*;
 
 /// Shape and hyper-parameters of one depthwise convolution.
@@ -88,17 +88,17 @@ fn input_plane<'a>(x: &'a [f32], plane: usize, g: &DwGeom, relu: bool, buf: &'a 
 /// `out[n, c] = sum over taps of w[c, tap] * shifted x[n, c]`, of `relu(x)` when `relu`.
 pub fn forward(x: &[f32], weight: &[f32], g: &DwGeom, relu: bool) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
-    let mut out = vec![0.0f32; g.n * g.c * oh * ow];
     let taps = taps(g);
     let [sy, sx] = g.stride;
     let fast = Padded::of(g);
-    let chunks = out.par_chunks_mut(oh * ow).enumerate().with_min_len(min_planes(g.h * g.w));
-    chunks.for_each_init(Vec::new, |buf, (plane, o)| {
+    par_fill(g.n * g.c * oh * ow, oh * ow, min_planes(g.h * g.w), |plane, o, buf| {
         let ch = plane % g.c;
         let wk = &weight[ch * g.kh * g.kw..(ch + 1) * g.kh * g.kw];
         if let Some(pd) = &fast {
             return pd.forward_plane(&x[plane * g.h * g.w..(plane + 1) * g.h * g.w], relu, wk, o, buf);
         }
+        // the general loops add tap by tap
+        o.fill(0.0);
         let xin = input_plane(x, plane, g, relu, buf);
         for t in &taps {
             let wv = wk[t.index];
@@ -119,8 +119,7 @@ pub fn forward(x: &[f32], weight: &[f32], g: &DwGeom, relu: bool) -> Vec<f32> {
                 }
             }
         }
-    });
-    out
+    })
 }
 
 /// Gradient with respect to the input: every output gradient scattered back through its taps.
@@ -128,18 +127,18 @@ pub fn forward(x: &[f32], weight: &[f32], g: &DwGeom, relu: bool) -> Vec<f32> {
 /// `x` (zero where `x <= 0`).
 pub fn backward_input(grad_out: &[f32], weight: &[f32], g: &DwGeom, relu_of: Option<&[f32]>) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
-    let mut dx = vec![0.0f32; g.n * g.c * g.h * g.w];
     let taps = taps(g);
     let [sy, sx] = g.stride;
     let fast = Padded::of(g);
-    let chunks = dx.par_chunks_mut(g.h * g.w).enumerate().with_min_len(min_planes(g.h * g.w));
-    chunks.for_each_init(Vec::new, |buf, (plane, d)| {
+    par_fill(g.n * g.c * g.h * g.w, g.h * g.w, min_planes(g.h * g.w), |plane, d, buf| {
         let ch = plane % g.c;
         let go = &grad_out[plane * oh * ow..(plane + 1) * oh * ow];
         let wk = &weight[ch * g.kh * g.kw..(ch + 1) * g.kh * g.kw];
         match &fast {
             Some(pd) => pd.backward_input_plane(go, wk, d, buf),
             None => {
+                // the general loops scatter tap by tap
+                d.fill(0.0);
                 for t in &taps {
                     let wv = wk[t.index];
                     for oy in t.oy.0..t.oy.1 {
@@ -167,8 +166,7 @@ pub fn backward_input(grad_out: &[f32], weight: &[f32], g: &DwGeom, relu_of: Opt
                 *dv = if xv > 0.0 { *dv } else { 0.0 };
             }
         }
-    });
-    dx
+    })
 }
 
 /// Gradient with respect to the weight: per channel and tap, the correlation of the output

@@ -13,6 +13,7 @@
 //! the plain ones (`mul_add`, exact everywhere, slow without FMA hardware) give the same
 //! numbers; a test checks it bit for bit.
 
+use super::par_fill;
 use rayon::prelude::*;
 
 /// Shape of one 1x1 convolution: `x` `[n, ci, hw]`, weight `[co, ci]`, output `[n, co, hw]`.
@@ -29,19 +30,17 @@ const L: usize = 8;
 
 /// `out[n][o][p] = sum over i of w[o][i] * x[n][i][p]` (of `relu(x)` when `relu`).
 pub fn forward(x: &[f32], w: &[f32], g: &PwGeom, relu: bool) -> Vec<f32> {
-    let mut out = vec![0.0f32; g.n * g.co * g.hw];
     if g.hw == 0 || g.co == 0 {
-        return out;
+        return vec![0.0f32; g.n * g.co * g.hw];
     }
-    out.par_chunks_mut(g.co * g.hw).enumerate().for_each(|(n, o)| {
+    par_fill(g.n * g.co * g.hw, g.co * g.hw, 1, |n, o, _| {
         let xn = &x[n * g.ci * g.hw..][..g.ci * g.hw];
         if relu {
             run_product::<true>(w, xn, g.co, g.ci, g.hw, o);
         } else {
             run_product::<false>(w, xn, g.co, g.ci, g.hw, o);
         }
-    });
-    out
+    })
 }
 
 /// `dx[n][i][p] = sum over o of w[o][i] * grad_out[n][o][p]`; with `relu_of = Some(x)` the
@@ -53,11 +52,10 @@ pub fn backward_input(grad_out: &[f32], w: &[f32], g: &PwGeom, relu_of: Option<&
             wt[i * g.co + o] = w[o * g.ci + i];
         }
     }
-    let mut dx = vec![0.0f32; g.n * g.ci * g.hw];
     if g.hw == 0 || g.ci == 0 {
-        return dx;
+        return vec![0.0f32; g.n * g.ci * g.hw];
     }
-    dx.par_chunks_mut(g.ci * g.hw).enumerate().for_each(|(n, d)| {
+    par_fill(g.n * g.ci * g.hw, g.ci * g.hw, 1, |n, d, _| {
         let gn = &grad_out[n * g.co * g.hw..][..g.co * g.hw];
         run_product::<false>(&wt, gn, g.ci, g.co, g.hw, d);
         if let Some(x) = relu_of {
@@ -66,8 +64,7 @@ pub fn backward_input(grad_out: &[f32], w: &[f32], g: &PwGeom, relu_of: Option<&
                 *dv = if xv > 0.0 { *dv } else { 0.0 };
             }
         }
-    });
-    dx
+    })
 }
 
 /// `dw[o][i] = sum over n, p of grad_out[n][o][p] * x[n][i][p]` (of `relu(x)` when `relu`):
