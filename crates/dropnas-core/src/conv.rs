@@ -71,7 +71,8 @@ impl<B: DropnasBackend> Conv2d<B> {
         let [c_out, c_in_g, kh, kw] = self.weight.dims();
         if [kh, kw] == [1, 1] && self.padding == [0, 0] && self.groups == 1 {
             // A pointwise convolution is a matrix product per image; as one its forward and both
-            // backward passes run on the CPU backend's GEMM instead of its generic convolution.
+            // backward passes run on the CPU's 1x1 kernel (a matmul on the GPUs) instead of the
+            // backend's generic convolution.
             // A stride just picks every s-th pixel first (FactorizedReduce's convolutions).
             let [sh, sw] = self.stride;
             let x = if [sh, sw] == [1, 1] { x } else { x.slice(s![.., .., ..;sh as isize, ..;sw as isize]) };

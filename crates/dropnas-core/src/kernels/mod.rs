@@ -479,8 +479,9 @@ pub trait DropnasAutodiffBackend: AutodiffBackend<InnerBackend: DropnasBackend> 
 
 impl<B> DropnasAutodiffBackend for B where B: AutodiffBackend<InnerBackend: DropnasBackend> + DropnasBackend {}
 
-/// A 1x1 convolution (stride 1, no padding) of `x` by `weight` `[C_out, C_in, 1, 1]`, as a
-/// matrix product per image: its forward and both backward passes run on the backend's matmul.
+/// A 1x1 convolution (stride 1, no padding) of `x` by `weight` `[C_out, C_in, 1, 1]`: a matrix
+/// product per image, through [`DropnasBackend::relu_pointwise`] without the ReLU (the CPU's
+/// 1x1 kernel; the backend's matmul elsewhere).
 pub fn pointwise_conv<B: DropnasBackend>(x: Tensor<B, 4>, weight: Tensor<B, 4>) -> Tensor<B, 4> {
     float(B::relu_pointwise(prim(x), prim(weight), false))
 }

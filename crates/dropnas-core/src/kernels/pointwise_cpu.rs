@@ -5,7 +5,8 @@
 //! dimension is a cell's channel count (8 to 144), so a whole column strip of the input stays
 //! in L1. Here a register tile of 4 output channels x 16 pixels is summed over the input
 //! channels and stored once; the weight gradient sums 4 x 2 (output, input) channel pairs over
-//! the pixels in lanes. Measured on the DARTS shapes: faster than the GEMM path by about 2x.
+//! the pixels in lanes. Measured (fwd + bwd, N=32, C=16, 32x32, 2 threads): 0.89 ms, against
+//! 1.08 ms through Burn's matmul and 1.38 ms in PyTorch; 60 to 100 GFLOP/s on one thread.
 //!
 //! Every output is the same sequence of operations whatever the tiling, the thread count and
 //! the CPU: fused multiply-adds in order (as a GEMM does; a separate product and sum lost a
