@@ -10,7 +10,7 @@
 const F32_LANES: usize = 16;
 const F64_LANES: usize = 8;
 
-/// `sum(a[i] * b[i])`.
+/// The plain loop of [`dot`].
 #[inline(always)]
 fn dot_body(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; F32_LANES];
@@ -24,7 +24,7 @@ fn dot_body(a: &[f32], b: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-/// `(sum(dy), sum(dy * (x - mean) * invstd))`, the two sums of batch norm's backward.
+/// The plain loop of [`sum_and_centered_dot`].
 #[inline(always)]
 fn sum_and_centered_dot_body(x: &[f32], dy: &[f32], mean: f32, invstd: f32) -> (f32, f32) {
     let (mut a, mut b) = ([0.0f32; F32_LANES], [0.0f32; F32_LANES]);
@@ -43,7 +43,7 @@ fn sum_and_centered_dot_body(x: &[f32], dy: &[f32], mean: f32, invstd: f32) -> (
     (a.iter().sum::<f32>() + ta, b.iter().sum::<f32>() + tb)
 }
 
-/// `sum(x)` in `f64`.
+/// The plain loop of [`sum_f64`].
 #[inline(always)]
 fn sum_f64_body(x: &[f32]) -> f64 {
     let mut lanes = [0.0f64; F64_LANES];
@@ -57,7 +57,7 @@ fn sum_f64_body(x: &[f32]) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
-/// `sum((x - mean)^2)` in `f64`.
+/// The plain loop of [`sum_sq_dev_f64`].
 #[inline(always)]
 fn sum_sq_dev_f64_body(x: &[f32], mean: f64) -> f64 {
     let mut lanes = [0.0f64; F64_LANES];

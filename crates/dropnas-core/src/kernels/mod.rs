@@ -58,10 +58,10 @@ pub(crate) fn min_planes(plane: usize) -> usize {
     (16384 / plane.max(1)).max(1)
 }
 
-/// A vector of `len` values made chunk by chunk in parallel, without zero-filling it first:
-/// `fill(i, chunk, scratch)` must write every value of chunk `i` (`chunk_len` values, fewer
-/// for the last), into a reused buffer (`scratch` is the caller's own reused buffer). The
-/// chunks are then moved into the vector.
+/// A vector of `len` values made chunk by chunk in parallel, without zero-filling it first.
+/// `fill(i, chunk, scratch)` must write every value of `chunk`, the `i`-th run of `chunk_len`
+/// values (fewer for the last); `chunk` is a buffer reused from one chunk to the next, which
+/// is then copied into the vector, and `scratch` a reused buffer of the caller's own.
 ///
 /// Why: `vec![0.0; len]` writes every output value twice (the zeros, then the result); on
 /// tensors larger than the cache that is a second pass over memory (6% of a search step,
