@@ -9,7 +9,6 @@ use super::{DepthwiseOptions, DropnasBackend, PoolKind};
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::TensorData;
-use burn::tensor::ops::ActivationOps;
 use rayon::prelude::*;
 
 /// Elements per parallel chunk of the elementwise kernels.
@@ -94,8 +93,7 @@ impl DropnasBackend for Flex {
         let (w, ws) = f32_data(&pw);
         let g = PwGeom { n: xs[0], ci: xs[1], co: ws[0], hw: xs[2] * xs[3] };
         let (Some(xv), Some(wv)) = (x.as_slice::<f32>(), w.as_slice::<f32>()) else {
-            let r = if relu { Self::relu(x) } else { x };
-            return super::pointwise::<Flex>(r, w);
+            return super::generic_relu_pointwise::<Flex>(x, w, relu);
         };
         tensor(pointwise_cpu::forward(xv, wv, &g, relu), [g.n, g.co, xs[2], xs[3]])
     }
@@ -111,9 +109,7 @@ impl DropnasBackend for Flex {
         let (go, _) = f32_data(&grad_out);
         let g = PwGeom { n: xs[0], ci: xs[1], co: ws[0], hw: xs[2] * xs[3] };
         let (Some(xv), Some(wv), Some(gv)) = (x.as_slice::<f32>(), w.as_slice::<f32>(), go.as_slice::<f32>()) else {
-            let r = if relu { Self::relu(x) } else { x };
-            let (d_r, d_pw) = super::pointwise_backward::<Flex>(r.clone(), w, go);
-            return (if relu { Self::relu_backward(r, d_r) } else { d_r }, d_pw);
+            return super::generic_relu_pointwise_backward::<Flex>(x, w, go, relu);
         };
         let dx = pointwise_cpu::backward_input(gv, wv, &g, relu.then_some(xv));
         let dw = pointwise_cpu::backward_weight(xv, gv, &g, relu);

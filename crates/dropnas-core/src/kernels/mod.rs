@@ -173,8 +173,7 @@ pub trait DropnasBackend: Backend {
     /// cells; both then keep that one tensor instead of a ReLU of it each. Without the ReLU it
     /// is every other 1x1 convolution (FactorizedReduce, the auxiliary head).
     fn relu_pointwise(x: FloatTensor<Self>, pw_weight: FloatTensor<Self>, relu: bool) -> FloatTensor<Self> {
-        let r = if relu { Self::relu(x) } else { x };
-        pointwise::<Self>(r, pw_weight)
+        generic_relu_pointwise::<Self>(x, pw_weight, relu)
     }
 
     /// Gradients of [`Self::relu_pointwise`] with respect to `x` and `pw_weight`.
@@ -184,12 +183,7 @@ pub trait DropnasBackend: Backend {
         grad_out: FloatTensor<Self>,
         relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        if !relu {
-            return pointwise_backward::<Self>(x, pw_weight, grad_out);
-        }
-        let r = Self::relu(x);
-        let (d_r, d_pw) = pointwise_backward::<Self>(r.clone(), pw_weight, grad_out);
-        (Self::relu_backward(r, d_r), d_pw)
+        generic_relu_pointwise_backward::<Self>(x, pw_weight, grad_out, relu)
     }
 
     /// `x` as it is; on an autodiff backend, its gradient is made dense (see [`dense_grad`]).
@@ -280,6 +274,28 @@ pub(crate) fn pointwise<B: Backend>(d: FloatTensor<B>, pw: FloatTensor<B>) -> Fl
     let (d, pw) = (float::<B, 4>(d), float::<B, 4>(pw));
     let ([n, c_in, h, w], [c_out, ..]) = (d.dims(), pw.dims());
     prim(pw.reshape([1, c_out, c_in]).matmul(d.reshape([n, c_in, h * w])).reshape([n, c_out, h, w]))
+}
+
+/// [`DropnasBackend::relu_pointwise`] composed of the backend's operations: the default.
+pub fn generic_relu_pointwise<B: Backend>(x: FloatTensor<B>, pw: FloatTensor<B>, relu: bool) -> FloatTensor<B> {
+    let r = if relu { B::relu(x) } else { x };
+    pointwise::<B>(r, pw)
+}
+
+/// [`DropnasBackend::relu_pointwise_backward`] composed of the backend's operations: the
+/// default.
+pub fn generic_relu_pointwise_backward<B: Backend>(
+    x: FloatTensor<B>,
+    pw: FloatTensor<B>,
+    grad_out: FloatTensor<B>,
+    relu: bool,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    if !relu {
+        return pointwise_backward::<B>(x, pw, grad_out);
+    }
+    let r = B::relu(x);
+    let (d_r, d_pw) = pointwise_backward::<B>(r.clone(), pw, grad_out);
+    (B::relu_backward(r, d_r), d_pw)
 }
 
 /// [`DropnasBackend::relu_dw_pw`] composed of the backend's operations: the default.
