@@ -142,8 +142,9 @@ pub fn cli(line: &str, paths: &[(&str, &Path)]) -> Vec<String> {
     a
 }
 
-/// The JSON head of a checkpoint file (`{"header": ..., "parts": [{"name","len","crc32"}]}`):
-/// 16 magic bytes, a little-endian u64 length, then the JSON. `None` while it cannot be read.
+/// The JSON head of a checkpoint file (`{"format": 2, "header": ..., "parts": [{"name","len","crc32"}]}`):
+/// 16 magic bytes, a little-endian u64 length, then the JSON (and its CRC32). `None` while it
+/// cannot be read.
 pub fn checkpoint_head(path: &Path) -> Option<Value> {
     let bytes = std::fs::read(path).ok()?;
     if !bytes.starts_with(b"DROPNAS-CKPT-v1\n") {
@@ -153,11 +154,12 @@ pub fn checkpoint_head(path: &Path) -> Option<Value> {
     serde_json::from_slice(bytes.get(24..24 + len)?).ok()
 }
 
-/// The bytes of part `name` of a checkpoint (the parts follow the JSON head, in index order).
+/// The bytes of part `name` of a checkpoint (the parts follow the JSON head and its 4-byte CRC,
+/// in index order).
 pub fn checkpoint_part(path: &Path, name: &str) -> Vec<u8> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let head = checkpoint_head(path).unwrap_or_else(|| panic!("{} is not a readable checkpoint", path.display()));
-    let mut at = 24 + u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize;
+    let mut at = 24 + u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize + 4;
     for p in head["parts"].as_array().expect("parts") {
         let len = p["len"].as_u64().unwrap() as usize;
         if p["name"] == name {

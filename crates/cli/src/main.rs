@@ -3,8 +3,9 @@
 mod commands;
 mod device;
 mod genotype_arg;
+mod quiet_panics;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 use std::process::ExitCode;
 
 /// An error in what the user asked for (a bad flag value, a malformed genotype, missing data):
@@ -26,7 +27,26 @@ impl std::fmt::Display for UserError {
 
 impl std::error::Error for UserError {}
 
-#[derive(Parser, Debug)]
+/// A run that ends with a particular exit code (130 after SIGINT, 143 after SIGTERM) and a
+/// message.
+#[derive(Debug)]
+pub struct ExitWith(u8, String);
+
+impl ExitWith {
+    pub fn new(code: u8, msg: impl Into<String>) -> Self {
+        Self(code, msg.into())
+    }
+}
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+#[derive(clap::Parser, Debug)]
 #[command(name = "dropnas", version, about = "DropNAS: grouped operation dropout for one-level DARTS, on Burn")]
 struct Cli {
     #[command(subcommand)]
@@ -50,6 +70,7 @@ enum Command {
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
     /// Check a device against the PyTorch reference fixtures (tools/fixtures)
+    #[cfg(feature = "selftest")]
     Selftest(commands::selftest::SelftestArgs),
     /// Summarise a run folder and write its plots, TensorBoard events and report.md; or compare runs
     Report(commands::report::ReportArgs),
@@ -76,23 +97,39 @@ fn keep_freed_memory() {
 }
 
 fn main() -> ExitCode {
+    quiet_panics::install();
     keep_freed_memory();
-    let cli = Cli::parse();
+    // `--w-grad-clip -1` reaches the flag's check, which says what is wrong with it, instead of
+    // being taken for an unknown flag `-1`; a flag given twice takes its last value, as the
+    // original's argparse does
+    let command =
+        Cli::command().mut_subcommands(|c| c.args_override_self(true).mut_args(|a| a.allow_negative_numbers(true)));
+    let matches = command.clone().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // which flags the user typed (a resumed run compares them with its configuration)
+    let given = matches
+        .subcommand()
+        .and_then(|(name, m)| command.find_subcommand(name).map(|c| commands::run::Given::from_matches(c, m)))
+        .unwrap_or_default();
     init_logging();
     let result = dropnas_core::kernels::on_compute_threads(|| match cli.command {
         Command::Info(args) => commands::info::run(args),
-        Command::Search(args) => commands::search::run(*args),
-        Command::Augment(args) => commands::augment::run(*args),
+        Command::Search(args) => commands::search::run_command(*args, given),
+        Command::Augment(args) => commands::augment::run_command(*args, given),
         Command::Eval(args) => commands::augment::run_eval(args),
         Command::Genotype(cmd) => commands::genotype::run(cmd),
         Command::Bench(cmd) => commands::bench::run(cmd),
+        #[cfg(feature = "selftest")]
         Command::Selftest(args) => commands::selftest::run(args),
         Command::Report(args) => commands::report::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if e.downcast_ref::<UserError>().is_some() {
+            if let Some(exit) = e.downcast_ref::<ExitWith>() {
+                eprintln!("{exit}");
+                ExitCode::from(exit.0)
+            } else if e.downcast_ref::<UserError>().is_some() {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
             } else {

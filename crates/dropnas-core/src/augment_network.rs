@@ -24,6 +24,7 @@ pub struct AugmentNetworkConfig {
     pub layers: usize,
     pub auxiliary: bool,
     pub stem_multiplier: usize,
+    #[serde(with = "crate::genotype::as_text")]
     pub genotype: Genotype,
 }
 

@@ -37,6 +37,23 @@ pub fn is_reduction(i: usize, layers: usize) -> bool {
     i == layers / 3 || i == 2 * layers / 3
 }
 
+/// The cells of a network of `layers` cells on `side`x`side` input whose first cell has
+/// `init_channels` channels: `(reduction, channels, output side)` of each, as both networks
+/// lay them out (for estimates of their size before they are built).
+pub fn cell_plan(layers: usize, init_channels: usize, side: usize) -> Vec<(bool, usize, usize)> {
+    let (mut c, mut s) = (init_channels, side);
+    (0..layers)
+        .map(|i| {
+            let reduction = is_reduction(i, layers);
+            if reduction {
+                c *= 2;
+                s = s.div_ceil(2);
+            }
+            (reduction, c, s)
+        })
+        .collect()
+}
+
 /// The shape of a search network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchNetworkConfig {

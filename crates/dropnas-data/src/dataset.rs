@@ -143,3 +143,17 @@ impl FromStr for DatasetKind {
         }
     }
 }
+
+/// Written as the CLI name (`"fashion-mnist"`); read with the same spellings as the CLI takes.
+impl serde::Serialize for DatasetKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DatasetKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}

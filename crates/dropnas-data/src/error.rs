@@ -172,6 +172,29 @@ pub enum DataError {
         source: std::io::Error,
     },
 
+    /// A file or folder this process may not read.
+    #[error("permission denied: cannot read {}; fix its permissions (e.g. `chmod -R u+rX`) or point --data-dir elsewhere", path.display())]
+    Permission {
+        /// The file or folder.
+        path: PathBuf,
+    },
+
+    /// A file that is a known file of another data set (or another split).
+    #[error(
+        "{} is {found}, not {expected}: point --data-dir at the {dataset} files ({README_HINT})",
+        path.display()
+    )]
+    WrongData {
+        /// The file at fault.
+        path: PathBuf,
+        /// What the file is, e.g. "MNIST's train-images-idx3-ubyte (MD5 of its content 6bbc...)".
+        found: String,
+        /// What was expected there.
+        expected: String,
+        /// The data set that was asked for.
+        dataset: String,
+    },
+
     /// A name that is not one of the four data sets.
     #[error("unknown data set {0:?}: expected one of cifar10, cifar100, mnist, fashion-mnist")]
     UnknownDataset(String),
@@ -184,6 +207,24 @@ pub enum DataError {
 impl DataError {
     /// Wraps an I/O error with the path it concerns.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), source }
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            return DataError::Permission { path };
+        }
+        DataError::Io { path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permission_error_says_so() {
+        let e = DataError::io("/data/mnist", std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        let msg = e.to_string();
+        assert!(msg.contains("permission denied") && msg.contains("/data/mnist") && msg.contains("chmod"), "{msg}");
+        let e = DataError::io("/data/mnist", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(!e.to_string().contains("permission"));
     }
 }

@@ -41,7 +41,7 @@ pub fn summarize(run: &RunData) -> RunSummary {
     let cfg_u = |k: &str| run.config_value(k).and_then(Value::as_u64);
     let cfg_f = |k: &str| run.config_value(k).and_then(Value::as_f64);
     let last = run.metrics.epochs.last();
-    let summary_epochs = run.summary.as_ref().and_then(|s| s["epochs_done"].as_u64()).map(|e| e as u32);
+    let summary_epochs = run.summary.as_ref().map(|s| s.epochs_done as u32);
     RunSummary {
         dir: run.dir.clone(),
         name: run.name(),
@@ -56,7 +56,7 @@ pub fn summarize(run: &RunData) -> RunSummary {
         },
         epochs_done: last.map(|e| e.epoch).into_iter().chain(summary_epochs).max().unwrap_or(0),
         epochs_total: cfg_u("epochs"),
-        finished: run.summary.as_ref().is_some_and(|s| s["finished"].as_bool().unwrap_or(true)),
+        finished: run.summary.as_ref().is_some_and(|s| s.finished),
         last_train_top1: last.and_then(|e| e.train_top1()),
         last_test_top1: last.and_then(|e| e.val_top1),
         best_test_top1: run.best_top1(),

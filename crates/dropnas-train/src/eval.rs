@@ -14,6 +14,7 @@ pub struct EvalResult {
     pub loss: f64,
     pub top1: f64,
     pub top5: f64,
+    #[serde(default)]
     pub samples: usize,
 }
 

@@ -2,7 +2,7 @@
 //! head and fixed drop-path masks, compared on losses, clipping norm, every parameter and every
 //! BatchNorm buffer.
 
-use crate::augment::{AugmentConfig, augment_step, sgd};
+use crate::augment::{AugmentSettings, augment_step, sgd};
 #[cfg(test)]
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
@@ -31,8 +31,8 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
     assert_eq!(missing, vec!["param.aux_head.conv2.weight".to_string()]);
     let mut net = dropnas_core::reference::with_generated_aux_weight(net);
     let initial_aux = values_by_path(&net)["aux_head.conv2.weight"].clone();
-    let cfg = AugmentConfig::new("t", "cifar10", genotype);
-    let mut optim = sgd::<B>(&cfg);
+    let settings = AugmentSettings::default();
+    let mut optim = sgd::<B>(&settings);
     let x: Tensor<B, 4> = fx.tensor("input", &device);
     let labels: Vec<i64> = fx.data("labels").iter().map(|&v| v as i64).collect();
     let n = labels.len();
@@ -41,7 +41,7 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
         let masks =
             (0..).map_while(|k| fx.tensors.get(&format!("step.{s}.droppath.{k}")).map(|t| t.1.clone())).collect();
         let mut drop = FixedDropPath(masks);
-        let (next, report) = augment_step(net, &mut optim, x.clone(), y.clone(), &mut drop, 0.4, 3.0, cfg.lr);
+        let (next, report) = augment_step(net, &mut optim, x.clone(), y.clone(), &mut drop, 0.4, 3.0, settings.lr);
         net = next;
         assert!(drop.0.is_empty(), "step {s}: every drop-path mask used");
         let scalar = |t: Tensor<B::InnerBackend, 1>| t.into_scalar().elem::<f64>();

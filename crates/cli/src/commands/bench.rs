@@ -76,8 +76,9 @@ pub struct SearchBenchArgs {
     pub input_size: usize,
     #[arg(long, default_value_t = 3e-5)]
     pub drop_rate: f64,
-    #[arg(long, default_value = "original")]
-    pub search_space: String,
+    /// original, 1-skip or 3-skip
+    #[arg(long, default_value_t = dropnas_core::search_space::SpaceName::Original)]
+    pub search_space: dropnas_core::search_space::SpaceName,
     #[arg(long)]
     pub device: Option<String>,
     /// Print one JSON object

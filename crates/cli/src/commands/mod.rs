@@ -4,5 +4,7 @@ pub mod genotype;
 pub mod info;
 pub mod plot;
 pub mod report;
+pub mod run;
 pub mod search;
+#[cfg(feature = "selftest")]
 pub mod selftest;

@@ -10,9 +10,37 @@ use serde::{Deserialize, Serialize};
 pub enum Ranking {
     /// The raw alpha, as the original DropNAS code does (default, for comparable results).
     #[default]
+    #[serde(rename = "raw")]
     RawAlpha,
     /// The softmax over the edge's ops (DARTS' paper; comparable across edges).
+    #[serde(rename = "softmax")]
     Softmax,
+}
+
+impl Ranking {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ranking::RawAlpha => "raw",
+            Ranking::Softmax => "softmax",
+        }
+    }
+}
+
+impl std::str::FromStr for Ranking {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "raw" => Ok(Ranking::RawAlpha),
+            "softmax" => Ok(Ranking::Softmax),
+            _ => Err(format!("unknown ranking `{s}` (known: raw, softmax)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Ranking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Derives one cell's nodes from its alpha rows (edges of node 0 first, `[n_ops]` each).

@@ -1,0 +1,544 @@
+//! The run engine under `search` and `augment`: one loop, written once, around a task's step.
+//!
+//! [`run`] owns the run folder and its lock, the configuration and its check on resume, typed
+//! and versioned checkpoints, the data, progress and meters, the metric lines, `--max-steps`,
+//! checkpoints at epoch ends and every N steps, the NaN guard, SIGINT/SIGTERM and
+//! `summary.json`. A [`RunTask`] brings its model, its step and what it does at the end of an
+//! epoch (the search: genotype and alphas; the retraining: the test set and the best network).
+
+pub mod check;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod folder;
+pub mod lines;
+pub mod memory;
+pub mod name;
+pub mod signals;
+
+use crate::metrics::Meter;
+use crate::progress::epoch_bar;
+use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader, Position};
+use config::{Control, GivenFlag, RunRecord, TaskConfig, differences, new_run_id};
+use data::{RunData, load_run_data};
+use dropnas_core::DropnasAutodiffBackend;
+use dropnas_data::{Augment, Batch, DataError, Loader, LoaderConfig};
+use folder::{BEST, CONFIG, FolderError, OpenMode, RunFolder};
+use lines::{EpochLine, LossTerms, MetricLine, RunKind, StepLine, Summary};
+use memory::MemoryEstimate;
+use name::RunName;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Folder(#[from] FolderError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(
+        "--resume continues {folder} with the configuration it started with, but the command line says otherwise:\n  {}\n\
+         Drop these flags to resume, or start a new run under another --name. \
+         (Run control may change on resume: --data-dir, --no-download, --workers, --device, --checkpoint-every, \
+         --print-freq, --max-steps, --force.)",
+        differences.join("\n  "),
+        folder = folder.display()
+    )]
+    ResumeMismatch { folder: PathBuf, differences: Vec<String> },
+    #[error(
+        "the data differs from what the run in {folder} started with:\n  {}\n\
+         Point --data-dir at the data the run started with.",
+        differences.join("\n  "),
+        folder = folder.display()
+    )]
+    DataChanged { folder: PathBuf, differences: Vec<String> },
+    #[error("{0}")]
+    Memory(String),
+    #[error(
+        "the loss became {value} at epoch {epoch}, step {step}; the run stopped and its last good checkpoint \
+         ({checkpoint}) is kept. {hint}, or --resume to retry from the checkpoint"
+    )]
+    NonFinite { value: f64, epoch: usize, step: usize, checkpoint: String, hint: &'static str },
+    #[error("stopped by {}: {kept}", signals::name(*signal))]
+    Interrupted { signal: i32, kept: String },
+}
+
+impl RunError {
+    /// Whether the error is the user's to fix (bad flags, data, files): exit code 2.
+    pub fn is_user_error(&self) -> bool {
+        !matches!(self, RunError::NonFinite { .. } | RunError::Interrupted { .. })
+    }
+
+    /// The exit code of a run stopped by a signal (130, 143).
+    pub fn signal_exit_code(&self) -> Option<u8> {
+        match self {
+            RunError::Interrupted { signal, .. } => Some(signals::exit_code(*signal)),
+            _ => None,
+        }
+    }
+}
+
+/// The numbers of one step, read from the device.
+#[derive(Debug, Clone, Copy)]
+pub struct StepResult {
+    /// What the step minimised (see [`StepLine::loss`]).
+    pub loss: f64,
+    pub top1: f64,
+    pub top5: f64,
+    pub terms: LossTerms,
+}
+
+/// What a task says at the start of an epoch.
+pub struct EpochStart {
+    pub lr: f64,
+    /// The log line (the original's wording).
+    pub message: String,
+}
+
+/// What a task made of an epoch.
+pub struct EpochEnd {
+    /// The epoch's line of `metrics.jsonl`; the engine fills `epoch`, `lr` and `time_s`.
+    pub line: EpochLine,
+    /// Log lines.
+    pub messages: Vec<String>,
+    /// Whether the model is the best so far (tasks that keep `best.ckpt`).
+    pub is_best: bool,
+}
+
+/// One kind of run: its model, its step, its end of epoch.
+pub trait RunTask<B: DropnasAutodiffBackend>: Sized {
+    const KIND: RunKind;
+    /// Checkpoint parts that hold the trained model: what `best.ckpt` keeps. Empty: no `best.ckpt`.
+    const MODEL_PARTS: &'static [&'static str];
+    /// Width of the epoch number in the original's log lines.
+    const EPOCH_WIDTH: usize;
+    /// What to suggest when the loss becomes NaN.
+    const NAN_HINT: &'static str;
+    type Config: TaskConfig;
+    /// The task's host-side state in the checkpoint header (RNG states, counters).
+    type State: Serialize + DeserializeOwned;
+
+    /// The training set's augmentation.
+    fn train_augment(cfg: &Self::Config) -> Augment;
+    /// Whether the run tests after every epoch.
+    fn needs_test_set() -> bool;
+    /// Peak memory of the run, before anything is allocated.
+    fn estimate_memory(cfg: &Self::Config, data: &RunData) -> MemoryEstimate;
+    /// A new run's model and optimizers.
+    fn new(cfg: &Self::Config, data: &RunData, device: &B::Device) -> Result<Self, RunError>;
+    /// Log lines that describe the run at its start.
+    fn describe(&self) -> Vec<String>;
+    /// Restores what [`Self::save`] wrote.
+    fn restore(&mut self, state: Self::State, ckpt: &Checkpoint, path: &Path) -> Result<(), CheckpointError>;
+    /// The host state and the parts of a checkpoint.
+    #[allow(clippy::type_complexity)]
+    fn save(&self) -> Result<(Self::State, Vec<(String, Vec<u8>)>), String>;
+    /// On resume: drops what the task's own files hold beyond `next_epoch` (from 0).
+    fn trim_files(&self, _folder: &RunFolder, _next_epoch: usize) -> Result<(), FolderError> {
+        Ok(())
+    }
+    /// Called before the first step of `epoch` (`fresh`: not resumed in its middle).
+    fn start_epoch(&mut self, epoch: usize, fresh: bool) -> Result<EpochStart, RunError>;
+    fn step(&mut self, batch: &Batch) -> StepResult;
+    /// After the last step of `epoch`, with the epoch's mean loss, top-1 and top-5.
+    fn end_epoch(&mut self, epoch: usize, train: [f64; 3], folder: &RunFolder) -> Result<EpochEnd, RunError>;
+    /// When the run stops (finished or not): the task's files and summary fields.
+    fn finish(&self, folder: &RunFolder, finished: bool, summary: &mut Summary) -> Result<(), RunError>;
+}
+
+/// How a run is started.
+pub enum Start<C> {
+    /// A new run with this configuration.
+    Fresh(C),
+    /// Continue the run in the folder; these flags were given on the command line.
+    Resume(Vec<GivenFlag>),
+}
+
+/// Everything the engine needs besides the task.
+pub struct RunRequest<C> {
+    pub name: RunName,
+    pub out_dir: PathBuf,
+    pub start: Start<C>,
+    pub control: Control,
+    /// The device, in words (for the log and `config.json`).
+    pub device_name: String,
+    /// Whether the model lives in host memory (the CPU backend): only then is the memory
+    /// estimate compared with the memory available.
+    pub host_memory: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub folder: PathBuf,
+    pub summary: Summary,
+    /// `--resume` of a run that had finished already: nothing ran.
+    pub already_finished: bool,
+}
+
+/// Runs (or continues) a run of task `T` on `device`. `on_epoch` is called with the run folder
+/// after every epoch's files are written (the CLI draws the plots there).
+pub fn run<B: DropnasAutodiffBackend, T: RunTask<B>>(
+    req: RunRequest<T::Config>,
+    device: B::Device,
+    on_epoch: &mut dyn FnMut(&Path),
+) -> Result<RunOutcome, RunError> {
+    signals::install();
+    signals::clear();
+    let mode = match req.start {
+        Start::Fresh(_) => OpenMode::Fresh,
+        Start::Resume(_) => OpenMode::Resume,
+    };
+    let folder = RunFolder::open(&req.out_dir, &req.name, mode)?;
+    let runner = Runner::<B, T> { folder, req, device, first_step_done: Cell::new(false), task: PhantomData };
+    match runner.go(on_epoch) {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            // a run that failed before its first step leaves no folder behind
+            if !runner.first_step_done.get() && mode == OpenMode::Fresh {
+                runner.folder.discard_if_new();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Writes a checkpoint of the task at a position to a path (only the named parts, if given).
+type SaveFn<'a, T> = dyn Fn(&T, &Position, &Path, Option<&[&str]>) -> Result<(), RunError> + 'a;
+
+struct Runner<B: DropnasAutodiffBackend, T: RunTask<B>> {
+    folder: RunFolder,
+    req: RunRequest<T::Config>,
+    device: B::Device,
+    first_step_done: Cell<bool>,
+    task: PhantomData<T>,
+}
+
+impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
+    /// The run's record and, on resume, its checkpoint, checked against each other and against
+    /// the command line.
+    #[allow(clippy::type_complexity)]
+    fn resolve(&self) -> Result<(T::Config, Option<RunRecord<T::Config>>, Option<Checkpoint>), RunError> {
+        let given = match &self.req.start {
+            Start::Fresh(cfg) => return Ok((cfg.clone(), None, None)),
+            Start::Resume(given) => given,
+        };
+        let path = self.folder.path(CONFIG);
+        let bytes = self.folder.read(CONFIG)?.ok_or_else(|| {
+            RunError::Config(format!(
+                "{} is missing: the run folder is incomplete and cannot be resumed",
+                path.display()
+            ))
+        })?;
+        let record: RunRecord<T::Config> = serde_json::from_slice(&bytes).map_err(|e| {
+            RunError::Config(format!(
+                "{} is not a {} run's configuration of this dropnas version: {e}",
+                path.display(),
+                T::KIND
+            ))
+        })?;
+        let ckpt_path = self.folder.checkpoint_path();
+        let ckpt = Checkpoint::load_nofollow(&ckpt_path)?;
+        ckpt.expect_kind(T::KIND, &ckpt_path)?;
+        let header: CheckpointHeader<T::Config, serde_json::Value> = ckpt.header(&ckpt_path)?;
+        if header.run_id != record.run_id || header.config != record.config {
+            return Err(RunError::Config(format!(
+                "{} does not belong to the run in {} (its configuration or run id differs from config.json): \
+                 it was copied in from another run. Put that run's own checkpoint back, or start a new run",
+                ckpt_path.display(),
+                self.folder.root.display()
+            )));
+        }
+        let diffs = differences(given, &record.config);
+        if !diffs.is_empty() {
+            return Err(RunError::ResumeMismatch { folder: self.folder.root.clone(), differences: diffs });
+        }
+        Ok((record.config.clone(), Some(record), Some(ckpt)))
+    }
+
+    fn go(&self, on_epoch: &mut dyn FnMut(&Path)) -> Result<RunOutcome, RunError> {
+        let (cfg, record, ckpt) = self.resolve()?;
+        cfg.validate().map_err(RunError::Config)?;
+        let ckpt_path = self.folder.checkpoint_path();
+        let header: Option<CheckpointHeader<T::Config, T::State>> =
+            ckpt.as_ref().map(|c| c.header(&ckpt_path)).transpose()?;
+        let basics = cfg.basics();
+        if let Some(h) = &header
+            && h.position.epoch >= basics.epochs
+        {
+            let summary: Summary =
+                self.folder.read("summary.json")?.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+            return Ok(RunOutcome { folder: self.folder.root.clone(), summary, already_finished: true });
+        }
+
+        let data = load_run_data(
+            basics.dataset,
+            &self.req.control,
+            basics.max_train_samples,
+            cfg.max_test_samples(),
+            T::needs_test_set(),
+        )?;
+        if let Some(r) = &record {
+            let diffs = data.identity.differences(&r.data);
+            if !diffs.is_empty() {
+                return Err(RunError::DataChanged { folder: self.folder.root.clone(), differences: diffs });
+            }
+        }
+        if self.req.host_memory {
+            memory::check(&T::estimate_memory(&cfg, &data), memory::available_bytes(), self.req.control.force)
+                .map_err(RunError::Memory)?;
+        }
+        let control = &self.req.control;
+        let loader = Loader::new(
+            data.train.clone(),
+            T::train_augment(&cfg),
+            LoaderConfig::train(basics.batch_size, basics.seed, control.workers),
+        )?;
+        let steps_per_epoch = loader.batches_per_epoch();
+
+        let mut task = T::new(&cfg, &data, &self.device)?;
+        let mut pos = Position::default();
+        let run_id = match (&record, header) {
+            (Some(r), Some(h)) => {
+                task.restore(h.state, ckpt.as_ref().expect("read with the header"), &ckpt_path)?;
+                pos = h.position;
+                let (e, g) = (pos.epoch, pos.global_step);
+                self.folder.truncate_metrics(|l| match l {
+                    MetricLine::Step(s) => (s.global_step as usize) < g,
+                    MetricLine::Epoch(line) => (line.epoch as usize) <= e,
+                    MetricLine::Other => true,
+                })?;
+                task.trim_files(&self.folder, e)?;
+                r.run_id.clone()
+            }
+            _ => {
+                let record = RunRecord {
+                    kind: T::KIND,
+                    name: self.req.name.clone(),
+                    run_id: new_run_id(),
+                    dropnas_version: env!("CARGO_PKG_VERSION").into(),
+                    config: cfg.clone(),
+                    data: data.identity.clone(),
+                    control: control.clone(),
+                    device: self.req.device_name.clone(),
+                };
+                self.folder.write_json(CONFIG, &record)?;
+                record.run_id
+            }
+        };
+
+        let hidden = indicatif::ProgressBar::hidden();
+        let folder = &self.folder;
+        let resuming = record.is_some();
+        folder.say(
+            &hidden,
+            &format!(
+                "{} {} `{}` on {} ({}): {} training images{}, {steps_per_epoch} steps per epoch",
+                if resuming { "resuming" } else { "starting" },
+                T::KIND,
+                self.req.name,
+                data.kind.display_name(),
+                self.req.device_name,
+                data.train.len(),
+                data.test.as_ref().map(|t| format!(" / {} test images", t.len())).unwrap_or_default(),
+            ),
+        );
+        for w in &data.warnings {
+            folder.warn(&hidden, w);
+        }
+        for line in task.describe() {
+            folder.say(&hidden, &line);
+        }
+        if resuming {
+            folder.say(
+                &hidden,
+                &format!("continuing at epoch {}, step {} (global step {})", pos.epoch + 1, pos.step, pos.global_step),
+            );
+        }
+
+        let started = Instant::now() - Duration::from_secs_f64(pos.elapsed_s);
+        let save = |task: &T, pos: &Position, path: &Path, parts: Option<&[&str]>| -> Result<(), RunError> {
+            let (state, all) = task.save().map_err(|e| RunError::Config(format!("saving a checkpoint: {e}")))?;
+            let header = CheckpointHeader {
+                kind: T::KIND,
+                run_id: run_id.clone(),
+                dropnas_version: env!("CARGO_PKG_VERSION").into(),
+                position: *pos,
+                config: cfg.clone(),
+                state,
+            };
+            let mut ckpt = Checkpoint::new(&header);
+            for (name, bytes) in all {
+                if parts.is_none_or(|p| p.contains(&name.as_str())) {
+                    ckpt = ckpt.with_part(&name, bytes);
+                }
+            }
+            ckpt.save(path)?;
+            Ok(())
+        };
+
+        let epochs = basics.epochs;
+        let width = T::EPOCH_WIDTH;
+        let mut stopped = false;
+        for epoch in pos.epoch..epochs {
+            let first = if epoch == pos.epoch { pos.step } else { 0 };
+            if first == 0 {
+                pos.meters = [Meter::default(); 3];
+            }
+            let start = task.start_epoch(epoch, first == 0)?;
+            let bar = epoch_bar(steps_per_epoch as u64, format!("epoch {}/{epochs}", epoch + 1));
+            bar.set_position(first as u64);
+            folder.say(&bar, &start.message);
+            for (step, batch) in (first..).zip(loader.epoch(epoch, first)) {
+                if let Some(signal) = signals::stop_requested() {
+                    bar.finish_and_clear();
+                    return Err(self.interrupted(signal, &task, &pos, &save));
+                }
+                let t0 = Instant::now();
+                let r = task.step(&batch);
+                self.first_step_done.set(true);
+                if !r.loss.is_finite() {
+                    bar.finish_and_clear();
+                    return Err(RunError::NonFinite {
+                        value: r.loss,
+                        epoch: epoch + 1,
+                        step,
+                        checkpoint: ckpt_path.display().to_string(),
+                        hint: T::NAN_HINT,
+                    });
+                }
+                let dt = t0.elapsed().as_secs_f64();
+                let n = batch.len();
+                pos.meters[0].update(r.loss, n);
+                pos.meters[1].update(r.top1, n);
+                pos.meters[2].update(r.top5, n);
+                pos.global_step += 1;
+                folder.metric(&MetricLine::Step(StepLine {
+                    epoch: epoch as u32 + 1,
+                    step: step as u64,
+                    global_step: pos.global_step as u64 - 1,
+                    loss: r.loss,
+                    top1: r.top1,
+                    top5: r.top5,
+                    lr: start.lr,
+                    terms: r.terms,
+                    time_s: started.elapsed().as_secs_f64(),
+                    step_s: Some(dt),
+                }))?;
+                bar.set_position(step as u64 + 1);
+                bar.set_message(format!(
+                    "loss {:.3} top1 {:.1}% {:.0} img/s",
+                    pos.meters[0].avg(),
+                    100.0 * pos.meters[1].avg(),
+                    n as f64 / dt
+                ));
+                if step % control.print_freq == 0 || step + 1 == steps_per_epoch {
+                    folder.say(
+                        &bar,
+                        &format!(
+                            "Train: [{:width$}/{epochs}] Step {step:03}/{:03} Loss {:.3} Prec@(1,5) ({:.1}%, {:.1}%)",
+                            epoch + 1,
+                            steps_per_epoch - 1,
+                            pos.meters[0].avg(),
+                            100.0 * pos.meters[1].avg(),
+                            100.0 * pos.meters[2].avg()
+                        ),
+                    );
+                }
+                pos.epoch = epoch;
+                pos.step = step + 1;
+                pos.elapsed_s = started.elapsed().as_secs_f64();
+                let out_of_steps = control.max_steps.is_some_and(|m| pos.global_step >= m);
+                let every = control.checkpoint_every;
+                let mid_epoch = every > 0 && pos.step.is_multiple_of(every) && pos.step < steps_per_epoch;
+                if mid_epoch || out_of_steps {
+                    save(&task, &pos, &ckpt_path, None)?;
+                }
+                if out_of_steps {
+                    stopped = true;
+                    break;
+                }
+            }
+            bar.finish_and_clear();
+            if stopped {
+                folder.say(
+                    &bar,
+                    &format!("stopped after {} steps (--max-steps); --resume continues from here", pos.global_step),
+                );
+                break;
+            }
+            if let Some(signal) = signals::stop_requested() {
+                return Err(self.interrupted(signal, &task, &pos, &save));
+            }
+
+            let means = [pos.meters[0].avg(), pos.meters[1].avg(), pos.meters[2].avg()];
+            let mut end = task.end_epoch(epoch, means, folder)?;
+            end.line.epoch = epoch as u32 + 1;
+            end.line.lr = Some(start.lr);
+            end.line.time_s = Some(started.elapsed().as_secs_f64());
+            folder.say(&bar, &format!("Train: [{:width$}/{epochs}] Final Prec@1 {:.4}%", epoch + 1, 100.0 * means[1]));
+            for m in &end.messages {
+                folder.say(&bar, m);
+            }
+            folder.metric(&MetricLine::Epoch(end.line))?;
+            pos.epoch = epoch + 1;
+            pos.step = 0;
+            pos.elapsed_s = started.elapsed().as_secs_f64();
+            save(&task, &pos, &ckpt_path, None)?;
+            // best.ckpt exists from the first epoch on, even while the accuracy stays at 0
+            if !T::MODEL_PARTS.is_empty() && (end.is_best || !folder.has(BEST)) {
+                save(&task, &pos, &folder.path(BEST), Some(T::MODEL_PARTS))?;
+            }
+            on_epoch(&folder.root);
+        }
+
+        let mut summary = Summary {
+            kind: Some(T::KIND),
+            finished: !stopped,
+            epochs_done: pos.epoch,
+            steps_done: pos.global_step,
+            elapsed_s: Some(started.elapsed().as_secs_f64()),
+            final_train_loss: Some(pos.meters[0].avg()),
+            final_train_top1: Some(pos.meters[1].avg()),
+            device: Some(self.req.device_name.clone()),
+            ..Summary::default()
+        };
+        task.finish(folder, !stopped, &mut summary)?;
+        folder.write_json("summary.json", &summary)?;
+        on_epoch(&folder.root);
+        Ok(RunOutcome { folder: folder.root.clone(), summary, already_finished: false })
+    }
+
+    /// A signal asked the run to stop: a checkpoint of where it is, and how to go on.
+    fn interrupted(&self, signal: i32, task: &T, pos: &Position, save: &SaveFn<'_, T>) -> RunError {
+        let hidden = indicatif::ProgressBar::hidden();
+        let kept = if pos.global_step == 0 && !self.folder.has(folder::CHECKPOINT) {
+            "no step had run; nothing was kept".to_string()
+        } else {
+            match save(task, pos, &self.folder.checkpoint_path(), None) {
+                Ok(()) => format!(
+                    "checkpoint written at epoch {}, step {} (global step {}) in {}; continue with \
+                     `dropnas {} --name {} --out-dir {} --resume`",
+                    pos.epoch + 1,
+                    pos.step,
+                    pos.global_step,
+                    self.folder.root.display(),
+                    T::KIND,
+                    self.req.name,
+                    self.req.out_dir.display()
+                ),
+                Err(e) => format!("writing the checkpoint failed ({e}); the last one on disk is kept"),
+            }
+        };
+        self.folder.say(&hidden, &format!("stopped by {}: {kept}", signals::name(signal)));
+        RunError::Interrupted { signal, kept }
+    }
+}
