@@ -14,15 +14,20 @@ pub fn shared_data_dir() -> PathBuf {
     }
 }
 
+/// Whether this runs under CI: any non-empty `CI` but `false` or `0` (`true`, `1`, `True`...).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "false" | "0"))
+}
+
 /// The shared data folder `sub` (e.g. "mnist"), or `None` after a skip notice when it is
-/// missing. Under `CI=true` a missing folder fails the test instead.
+/// missing. Under CI ([`in_ci`]) a missing folder fails the test instead.
 pub fn shared_data(sub: &str) -> Option<PathBuf> {
     let dir = shared_data_dir().join(sub);
     if dir.is_dir() {
         return Some(dir);
     }
     let msg = format!("shared data {} not found (set DROPNAS_SHARED_DATA)", dir.display());
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if in_ci() {
         panic!("{msg}");
     }
     eprintln!("SKIPPED: {msg}");

@@ -76,12 +76,19 @@ enum Command {
     Report(commands::report::ReportArgs),
 }
 
-/// Console logging through tracing: `RUST_LOG` sets the verbosity (default: `info` for dropnas,
+/// Console logging through tracing (stderr, without colours when it is not a terminal or
+/// `NO_COLOR` is set): `RUST_LOG` sets the verbosity (default: `info` for dropnas,
 /// only warnings and errors from Burn and the GPU stacks, whose `info` lines are adapter dumps).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,burn=warn,cubecl=error,wgpu=warn,naga=warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // no escape codes where they would end up in a file, or with NO_COLOR set
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(dropnas_train::run::progress::colour())
+        .init();
 }
 
 /// A training step allocates and frees the same large tensors every time; glibc's defaults
@@ -137,5 +144,32 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `dropnas <command> --help` explains every flag.
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if matches!(id, "help" | "version") || a.is_hide_set() {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} --{}", a.get_long().unwrap_or(id)));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "dropnas", &mut missing);
+        assert!(missing.is_empty(), "flags without help text:\n{}", missing.join("\n"));
     }
 }

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use crate::dataset::{DatasetKind, Split};
 
-/// Where to send users for sources, layouts and checksums.
-pub const README_HINT: &str = "see datasets/README.md";
+/// Where to send users for sources, layouts and checksums: an address, which works from any
+/// folder (a path relative to a checkout does not).
+pub const README_HINT: &str = "see https://github.com/dropnas/dropnas/blob/main/datasets/README.md";
 
 /// Everything that can go wrong while finding, downloading, checking or reading a data set.
 #[derive(Debug, thiserror::Error)]
@@ -16,10 +17,10 @@ pub enum DataError {
     /// The files of a data set are not where they should be and were not downloaded.
     #[error(
         "{} {split} data not found: expected {expected} in {searched}. {reason} \
-         Put the files there by hand ({README_HINT} for sources and MD5 checksums), \
-         or run `sh datasets/fetch.sh {} {}`",
+         Download {} into {} by hand (the tools check their MD5 on first use), or point --data-dir \
+         at a folder that holds the files ({README_HINT} for every data set's files and checksums)",
         kind.display_name(),
-        kind.name(),
+        crate::download::remote_files(*kind).iter().map(|f| f.url).collect::<Vec<_>>().join(", "),
         dir.display()
     )]
     NotFound {
@@ -40,7 +41,7 @@ pub enum DataError {
     /// A download did not complete (no network, HTTP error, disk full...).
     #[error(
         "downloading {url} failed: {reason}. Without internet access, put {expected} into {dir} \
-         by hand ({README_HINT})"
+         by hand, or point --data-dir at a folder that holds them ({README_HINT})"
     )]
     Download {
         /// The address that was requested.

@@ -135,7 +135,7 @@ pub fn load(kind: DatasetKind, dir: &Path, split: Split, opts: &LoadOptions) -> 
                 .ok_or_else(|| not_found(kind, dir, split, "The download finished but did not produce these files."))?
         }
         None => {
-            return Err(not_found(kind, dir, split, "Downloading is turned off (no_download)."));
+            return Err(not_found(kind, dir, split, "Downloading is turned off (--no-download)."));
         }
     };
     let n_classes = kind.n_classes(opts.coarse_labels);

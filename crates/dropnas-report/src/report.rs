@@ -4,6 +4,7 @@
 use crate::ReportError;
 use crate::run::{RunData, RunKind};
 use dropnas_core::genotype::Genotype;
+use dropnas_core::params::model_size;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,8 @@ pub struct RunSummary {
     pub finished: bool,
     /// Last epoch's mean training top-1 (fraction).
     pub last_train_top1: Option<f64>,
+    /// Last epoch's means of the named loss terms (`ce 1.902, reg 0.403`).
+    pub last_train_terms: Option<String>,
     /// Last epoch's test top-1 (fraction), augment runs.
     pub last_test_top1: Option<f64>,
     /// Best test top-1 (fraction) and its epoch, augment runs.
@@ -58,6 +61,7 @@ pub fn summarize(run: &RunData) -> RunSummary {
         epochs_total: cfg_u("epochs"),
         finished: run.summary.as_ref().is_some_and(|s| s.finished),
         last_train_top1: last.and_then(|e| e.train_top1()),
+        last_train_terms: last.map(|e| e.terms.labelled()).filter(|t| !t.is_empty()),
         last_test_top1: last.and_then(|e| e.val_top1),
         best_test_top1: run.best_top1(),
         params: run.params,
@@ -79,18 +83,7 @@ pub fn duration(s: f64) -> String {
     if h > 0 { format!("{h}h {m:02}m {sec:02}s") } else { format!("{m}m {sec:02}s") }
 }
 
-/// `3815482` -> `3,815,482`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use dropnas_core::params::thousands;
 
 fn pct(v: f64) -> String {
     format!("{:.2}%", 100.0 * v)
@@ -125,6 +118,9 @@ impl RunSummary {
             None => format!("{} ({state})", self.epochs_done),
         };
         rows.push(("epochs", epochs));
+        if let Some(t) = &self.last_train_terms {
+            rows.push(("train loss terms", format!("{t} (last epoch)")));
+        }
         if let Some(v) = self.last_train_top1 {
             rows.push(("train top-1", format!("{} (last epoch)", pct(v))));
         }
@@ -134,7 +130,7 @@ impl RunSummary {
             rows.push(("test top-1", format!("best {}{at}{last}", pct(best))));
         }
         if let Some(p) = self.params {
-            rows.push(("parameters", format!("{} ({:.2} M) without the auxiliary head", thousands(p), p as f64 / 1e6)));
+            rows.push(("model size", format!("{} without the auxiliary head", model_size(p as usize))));
         }
         if let Some(t) = self.elapsed_s {
             rows.push(("time", duration(t)));
@@ -227,10 +223,18 @@ pub fn markdown(run: &RunData, s: &RunSummary, embeds: &Embeds) -> String {
         );
     }
     if embeds.events {
-        md.push_str(&format!(
-            "\n## TensorBoard\n\n`tensorboard --logdir {}` (the scalars are in `tb/`).\n",
-            run.dir.display()
-        ));
+        let live = run.dir.join(crate::tb::EVENTS_FILE).is_file();
+        let parent = run.dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        md.push_str(&if live {
+            format!(
+                "\n## TensorBoard\n\n`tensorboard --logdir {}` shows this run as `{}` (its event file is in the run \
+                 folder, written as the run goes).\n",
+                parent.display(),
+                s.name
+            )
+        } else {
+            format!("\n## TensorBoard\n\n`tensorboard --logdir {}` (the scalars are in `tb/`).\n", run.dir.display())
+        });
     }
     if let Some(c) = &run.config {
         md.push_str("\n## Configuration\n\n```json\n");

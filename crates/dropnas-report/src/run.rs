@@ -288,7 +288,7 @@ pub(crate) fn parse_rfc3339_utc(s: &str) -> Option<f64> {
 fn params_from_log(log: &str) -> Option<u64> {
     log.lines().rev().find_map(|l| {
         let head = l.split(" parameters without the auxiliary head").next().filter(|h| h.len() < l.len())?;
-        head.rsplit(['(', ' ']).next()?.parse().ok()
+        head.rsplit(['(', ' ']).next()?.replace(',', "").parse().ok()
     })
 }
 
@@ -345,6 +345,8 @@ mod tests {
     fn params_are_found_in_the_augment_log() {
         let log = "2026-01-01T00:00:00Z | genotype = x\n\
                    2026-01-01T00:00:00Z | Model size = 3.639 MB (3815482 parameters without the auxiliary head)\n";
+        assert_eq!(params_from_log(log), Some(3815482));
+        let log = "2026-01-01T00:00:00Z | Model size = 3.639 MB (3,815,482 parameters without the auxiliary head)\n";
         assert_eq!(params_from_log(log), Some(3815482));
         assert_eq!(params_from_log("nothing"), None);
     }

@@ -34,6 +34,7 @@ pub struct SearchSettings {
     /// Learning rate of the weights (cosine-annealed per epoch down to --w-lr-min)
     #[arg(long, default_value_t = 0.0375, value_parser = parse::positive)]
     pub w_lr: f64,
+    /// Learning rate of the weights at the end of the cosine schedule
     #[arg(long, default_value_t = 0.0015, value_parser = parse::non_negative)]
     pub w_lr_min: f64,
     /// SGD momentum of the weights

@@ -9,7 +9,7 @@ use dropnas_core::alphas::{CellType, n_edges};
 use dropnas_core::dropout::{GroupedDropout, StepMasks};
 use dropnas_core::genotype::Genotype;
 use dropnas_core::genotype::derive::derive_genotype;
-use dropnas_core::params::count_params;
+use dropnas_core::params::{count_params, model_size, thousands};
 use dropnas_core::search_network::{Supernet, cell_plan};
 use dropnas_core::search_space::GroupKind;
 use dropnas_core::{DropnasAutodiffBackend, SearchNetworkConfig, SearchSpace};
@@ -121,6 +121,19 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for SearchTask<B> {
         false
     }
 
+    fn warnings(cfg: &SearchConfig) -> Vec<String> {
+        let s = &cfg.settings;
+        let mut w = Vec::new();
+        if s.warmup_epochs == s.epochs {
+            w.push(format!(
+                "--warmup-epochs {} equals --epochs: every epoch is a warm-up epoch, so no op is ever dropped \
+                 and the phase-1 alpha step never runs (this is not DropNAS); lower --warmup-epochs",
+                s.warmup_epochs
+            ));
+        }
+        w
+    }
+
     /// Calibrated on `dropnas bench search` peaks (5, 8, 32) and (8, 16, 64) on 32x32 input:
     /// about 1.16 saved floats per op output element of every edge, plus 60 MiB.
     fn estimate_memory(cfg: &SearchConfig, data: &RunData) -> MemoryEstimate {
@@ -166,14 +179,14 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for SearchTask<B> {
     fn describe(&self) -> Vec<String> {
         let s = &self.cfg.settings;
         vec![format!(
-            "{} cells x {} channels, space {}, r_p {} r_np {}, {} weights, {} alphas",
+            "{} cells x {} channels, space {}, r_p {} r_np {}, weights: {}, alphas: {}",
             s.layers,
             s.init_channels,
             s.search_space,
             self.cfg.drop_rate(GroupKind::Param),
             self.cfg.drop_rate(GroupKind::NonParam),
-            count_params(&self.model().net),
-            count_params(&self.model().alphas),
+            model_size(count_params(&self.model().net)),
+            thousands(count_params(&self.model().alphas) as u64),
         )]
     }
 

@@ -55,6 +55,7 @@ pub struct AugmentSettings {
     /// Global L2 norm the gradients are clipped to
     #[arg(long, default_value_t = 3.0, value_parser = parse::positive)]
     pub grad_clip: f64,
+    /// Epochs (at least 3 with the original's schedule: its last epoch trains at lr 0)
     #[arg(long, default_value_t = 600, value_parser = parse::at_least_one)]
     pub epochs: usize,
     /// Channels of the first cell (doubled at each reduction cell)
@@ -270,6 +271,23 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
         true
     }
 
+    fn warnings(cfg: &AugmentConfig) -> Vec<String> {
+        let epochs = cfg.settings.epochs;
+        if epochs >= 3 {
+            return Vec::new();
+        }
+        // the original's schedule is stepped at the start of each epoch: its last epoch runs at lr 0
+        let what = if epochs == 1 {
+            "the only epoch trains at learning rate 0: nothing is learned"
+        } else {
+            "the second epoch trains at learning rate 0: only one epoch trains"
+        };
+        vec![format!(
+            "--epochs {epochs}: with the original's schedule (cosine, stepped at the start of each epoch) {what}; \
+             use at least 3 epochs (the paper: 600)"
+        )]
+    }
+
     /// Calibrated on `dropnas bench augment` peaks of dropnas-cifar10 at (20, 36, 32) and
     /// (20, 36, 96): about 3.6 saved floats per output element of every op, plus 55 MiB.
     fn estimate_memory(cfg: &AugmentConfig, data: &RunData) -> MemoryEstimate {
@@ -317,10 +335,11 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
     fn describe(&self) -> Vec<String> {
         vec![
             format!("genotype = {}", self.cfg.genotype),
+            // the original's line, with the count it stands for
             format!(
-                "Model size = {:.3} MB ({} parameters without the auxiliary head)",
-                self.params as f64 / 1024.0 / 1024.0,
-                self.params
+                "Model size = {:.3} MB ({} parameters without the auxiliary head; MB = parameters / 2^20)",
+                self.params as f64 / 1048576.0,
+                dropnas_core::params::thousands(self.params as u64)
             ),
         ]
     }

@@ -10,7 +10,6 @@ pub mod augment;
 pub mod eval;
 pub mod grads;
 pub mod metrics;
-pub mod progress;
 pub mod records;
 pub mod run;
 pub mod schedule;

@@ -5,7 +5,7 @@ use crate::device::{BackendTask, DeviceSpec, dispatch};
 use crate::genotype_arg::resolve_genotype;
 use anyhow::Result;
 use dropnas_core::DropnasAutodiffBackend;
-use dropnas_core::params::{count_params, param_infos};
+use dropnas_core::params::{count_params, model_size, param_infos, thousands};
 use dropnas_core::search_space::SEARCH_SPACE_NAMES;
 use dropnas_core::{AugmentNetworkConfig, SearchNetworkConfig, SearchSpace};
 
@@ -17,10 +17,13 @@ pub struct InfoArgs {
     /// Describe the search supernet instead of an augment network
     #[arg(long)]
     pub search: bool,
-    #[arg(long, default_value_t = 20)]
-    pub layers: usize,
-    #[arg(long, default_value_t = 36)]
-    pub init_channels: usize,
+    /// Cells [default: the augment default 20, or the search default 14 with --search]
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Channels of the first cell [default: the augment default 36, or the search default 16 with --search]
+    #[arg(long)]
+    pub init_channels: Option<usize>,
+    /// Classes of the data set
     #[arg(long, default_value_t = 10)]
     pub classes: usize,
     /// Input side (32 for CIFAR, 28 for MNIST)
@@ -44,7 +47,15 @@ impl BackendTask for Info {
 
     fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<()> {
         let a = self.0;
-        if a.layers == 0 || a.init_channels == 0 || a.classes == 0 {
+        // the defaults of the network `info` describes: the search's or the retraining's
+        let (layers, init_channels) = if a.search {
+            let d = dropnas_search::SearchSettings::default();
+            (a.layers.unwrap_or(d.layers), a.init_channels.unwrap_or(d.init_channels))
+        } else {
+            let d = dropnas_train::augment::AugmentSettings::default();
+            (a.layers.unwrap_or(d.layers), a.init_channels.unwrap_or(d.init_channels))
+        };
+        if layers == 0 || init_channels == 0 || a.classes == 0 {
             return Err(UserError::new("--layers, --init-channels and --classes must be positive").into());
         }
         if a.search {
@@ -55,7 +66,7 @@ impl BackendTask for Info {
                     SEARCH_SPACE_NAMES.join(", ")
                 ))
             })?;
-            let cfg = SearchNetworkConfig::new(a.input_channels, a.init_channels, a.classes, a.layers, space);
+            let cfg = SearchNetworkConfig::new(a.input_channels, init_channels, a.classes, layers, space);
             let model = cfg.init::<B::InnerBackend>(&device);
             let params = count_params(&model.net);
             let alpha_params = count_params(&model.alphas);
@@ -64,10 +75,10 @@ impl BackendTask for Info {
             } else {
                 println!(
                     "search network: {} cells, {} initial channels, {} classes, space {}",
-                    a.layers, a.init_channels, a.classes, a.search_space
+                    layers, init_channels, a.classes, a.search_space
                 );
-                println!("weights: {params} ({:.3} M)", params as f64 / 1e6);
-                println!("alphas:  {alpha_params}");
+                println!("weights: {}", model_size(params));
+                println!("alphas:  {}", thousands(alpha_params as u64));
             }
             return Ok(());
         }
@@ -75,9 +86,9 @@ impl BackendTask for Info {
         let cfg = AugmentNetworkConfig::new(
             a.input_size,
             a.input_channels,
-            a.init_channels,
+            init_channels,
             a.classes,
-            a.layers,
+            layers,
             true,
             genotype.clone(),
         );
@@ -93,10 +104,10 @@ impl BackendTask for Info {
             println!("genotype: {genotype}");
             println!(
                 "augment network: {} cells, {} initial channels, {} classes, {}x{}x{} input",
-                a.layers, a.init_channels, a.classes, a.input_channels, a.input_size, a.input_size
+                layers, init_channels, a.classes, a.input_channels, a.input_size, a.input_size
             );
-            println!("parameters:                {params} ({:.3} M)", params as f64 / 1e6);
-            println!("without the auxiliary head: {without_aux} ({:.3} M)", without_aux as f64 / 1e6);
+            println!("with the auxiliary head:    {}", model_size(params));
+            println!("without the auxiliary head: {}", model_size(without_aux));
         }
         Ok(())
     }

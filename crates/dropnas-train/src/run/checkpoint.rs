@@ -11,7 +11,7 @@
 
 use crate::metrics::Meter;
 use crate::run::folder::{create_exclusive, open_nofollow};
-use crate::run::lines::RunKind;
+use crate::run::lines::{LossMeters, RunKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,6 +64,12 @@ pub struct Position {
     pub elapsed_s: f64,
     /// Running means of the current epoch: loss, top-1, top-5.
     pub meters: [Meter; 3],
+    /// Running means of the current epoch's loss terms.
+    #[serde(default)]
+    pub terms: LossMeters,
+    /// Bytes of the TensorBoard event file that belong to the steps before this position.
+    #[serde(default)]
+    pub events_len: u64,
 }
 
 /// The header of a run's checkpoint: what the run is, where it is, and the task's own state

@@ -5,6 +5,7 @@
 //! a line could not have come from a run (a step line without `global_step`).
 
 use crate::eval::EvalResult;
+use crate::metrics::Meter;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// What kind of run a folder holds.
@@ -31,6 +32,8 @@ impl std::fmt::Display for RunKind {
 }
 
 /// One line of `metrics.jsonl`.
+// One line at a time is written or read: the size of the epoch variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum MetricLine {
@@ -102,6 +105,63 @@ pub struct LossTerms {
     pub norm: Option<f64>,
 }
 
+impl LossTerms {
+    /// The parts of the loss in words: `ce 2.101, reg 0.244` (search: `loss_1` is the cross
+    /// entropy, `loss_2` the partial decay term), `ce 1.201, aux ce 1.502` (retraining).
+    pub fn labelled(&self) -> String {
+        let parts = [("ce", self.loss_1.or(self.ce)), ("reg", self.loss_2), ("aux ce", self.ce_aux)];
+        parts.iter().filter_map(|(name, v)| v.map(|v| format!("{name} {v:.3}"))).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Running means of the [`LossTerms`] over an epoch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LossMeters {
+    pub loss_1: Meter,
+    pub loss_2: Meter,
+    pub norm_1: Meter,
+    pub norm_2: Meter,
+    pub ce: Meter,
+    pub ce_aux: Meter,
+    pub norm: Meter,
+}
+
+impl LossMeters {
+    fn pairs(&mut self, t: &LossTerms) -> [(&mut Meter, Option<f64>); 7] {
+        [
+            (&mut self.loss_1, t.loss_1),
+            (&mut self.loss_2, t.loss_2),
+            (&mut self.norm_1, t.norm_1),
+            (&mut self.norm_2, t.norm_2),
+            (&mut self.ce, t.ce),
+            (&mut self.ce_aux, t.ce_aux),
+            (&mut self.norm, t.norm),
+        ]
+    }
+
+    pub fn update(&mut self, t: &LossTerms, n: usize) {
+        for (meter, v) in self.pairs(t) {
+            if let Some(v) = v {
+                meter.update(v, n);
+            }
+        }
+    }
+
+    /// The means of the terms that were seen.
+    pub fn means(&self) -> LossTerms {
+        let m = |meter: Meter| (meter.count > 0.0).then(|| meter.avg());
+        LossTerms {
+            loss_1: m(self.loss_1),
+            loss_2: m(self.loss_2),
+            norm_1: m(self.norm_1),
+            norm_2: m(self.norm_2),
+            ce: m(self.ce),
+            ce_aux: m(self.ce_aux),
+            norm: m(self.norm),
+        }
+    }
+}
+
 /// The end of an epoch. A search fills `loss`/`top1`/`top5` and the drop fields; a retraining
 /// the `train_*`, `val_*`, `drop_path_prob` and `best_top1` fields. [`EpochLine::train_loss`]
 /// and friends read either.
@@ -147,6 +207,9 @@ pub struct EpochLine {
     /// Search: the genotype derived after this epoch (text form).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub genotype: Option<String>,
+    /// The epoch's means of the parts of the training loss.
+    #[serde(flatten)]
+    pub terms: LossTerms,
 }
 
 impl EpochLine {

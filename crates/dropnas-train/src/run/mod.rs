@@ -14,25 +14,28 @@ pub mod folder;
 pub mod lines;
 pub mod memory;
 pub mod name;
+pub mod progress;
 pub mod signals;
+pub mod tensorboard;
 
 use crate::metrics::Meter;
-use crate::progress::epoch_bar;
 use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader, Position};
 use config::{Control, GivenFlag, RunRecord, TaskConfig, differences, new_run_id};
 use data::{RunData, load_run_data};
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_data::{Augment, Batch, DataError, Loader, LoaderConfig};
 use folder::{BEST, CONFIG, FolderError, OpenMode, RunFolder};
-use lines::{EpochLine, LossTerms, MetricLine, RunKind, StepLine, Summary};
+use lines::{EpochLine, LossMeters, LossTerms, MetricLine, RunKind, StepLine, Summary};
 use memory::MemoryEstimate;
 use name::RunName;
+use progress::Progress;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use tensorboard::EventWriter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -130,6 +133,10 @@ pub trait RunTask<B: DropnasAutodiffBackend>: Sized {
     fn train_augment(cfg: &Self::Config) -> Augment;
     /// Whether the run tests after every epoch.
     fn needs_test_set() -> bool;
+    /// Settings that are valid but would silently waste the run, in words (warned at the start).
+    fn warnings(_cfg: &Self::Config) -> Vec<String> {
+        Vec::new()
+    }
     /// Peak memory of the run, before anything is allocated.
     fn estimate_memory(cfg: &Self::Config, data: &RunData) -> MemoryEstimate;
     /// A new run's model and optimizers.
@@ -351,7 +358,17 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
                 data.test.as_ref().map(|t| format!(" / {} test images", t.len())).unwrap_or_default(),
             ),
         );
-        for w in &data.warnings {
+        let mut warnings = data.warnings.clone();
+        if basics.batch_size > data.train.len() {
+            warnings.push(format!(
+                "--batch-size {} is larger than the training set ({} images): every epoch is one step of {} images",
+                basics.batch_size,
+                data.train.len(),
+                data.train.len()
+            ));
+        }
+        warnings.extend(T::warnings(&cfg));
+        for w in &warnings {
             folder.warn(&hidden, w);
         }
         for line in task.describe() {
@@ -365,6 +382,16 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
         }
 
         let started = Instant::now() - Duration::from_secs_f64(pos.elapsed_s);
+        let mut live = Live {
+            folder,
+            events: EventWriter::open(&folder.root, resuming.then_some(pos.events_len), unix_now())?,
+            progress: Progress::new(steps_per_epoch, basics.epochs, pos.global_step),
+            epochs: basics.epochs,
+            steps_per_epoch,
+            width: T::EPOCH_WIDTH,
+            print_freq: control.print_freq,
+            wall_zero: unix_now() - pos.elapsed_s,
+        };
         let save = |task: &T, pos: &Position, path: &Path, parts: Option<&[&str]>| -> Result<(), RunError> {
             let (state, all) = task.save().map_err(|e| RunError::Config(format!("saving a checkpoint: {e}")))?;
             let header = CheckpointHeader {
@@ -385,28 +412,27 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
             Ok(())
         };
 
-        let epochs = basics.epochs;
-        let width = T::EPOCH_WIDTH;
         let mut stopped = false;
-        for epoch in pos.epoch..epochs {
+        for epoch in pos.epoch..basics.epochs {
             let first = if epoch == pos.epoch { pos.step } else { 0 };
             if first == 0 {
                 pos.meters = [Meter::default(); 3];
+                pos.terms = LossMeters::default();
             }
             let start = task.start_epoch(epoch, first == 0)?;
-            let bar = epoch_bar(steps_per_epoch as u64, format!("epoch {}/{epochs}", epoch + 1));
-            bar.set_position(first as u64);
-            folder.say(&bar, &start.message);
+            live.progress.start_epoch(epoch, basics.epochs, first);
+            folder.say(&live.progress.bar, &start.message);
             for (step, batch) in (first..).zip(loader.epoch(epoch, first)) {
                 if let Some(signal) = signals::stop_requested() {
-                    bar.finish_and_clear();
+                    live.progress.finish();
+                    pos.events_len = live.flush()?;
                     return Err(self.interrupted(signal, &task, &pos, &save));
                 }
                 let t0 = Instant::now();
                 let r = task.step(&batch);
                 self.first_step_done.set(true);
                 if !r.loss.is_finite() {
-                    bar.finish_and_clear();
+                    live.progress.finish();
                     return Err(RunError::NonFinite {
                         value: r.loss,
                         epoch: epoch + 1,
@@ -415,13 +441,16 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
                         hint: T::NAN_HINT,
                     });
                 }
-                let dt = t0.elapsed().as_secs_f64();
                 let n = batch.len();
                 pos.meters[0].update(r.loss, n);
                 pos.meters[1].update(r.top1, n);
                 pos.meters[2].update(r.top5, n);
+                pos.terms.update(&r.terms, n);
                 pos.global_step += 1;
-                folder.metric(&MetricLine::Step(StepLine {
+                pos.epoch = epoch;
+                pos.step = step + 1;
+                pos.elapsed_s = started.elapsed().as_secs_f64();
+                let line = StepLine {
                     epoch: epoch as u32 + 1,
                     step: step as u64,
                     global_step: pos.global_step as u64 - 1,
@@ -430,36 +459,15 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
                     top5: r.top5,
                     lr: start.lr,
                     terms: r.terms,
-                    time_s: started.elapsed().as_secs_f64(),
-                    step_s: Some(dt),
-                }))?;
-                bar.set_position(step as u64 + 1);
-                bar.set_message(format!(
-                    "loss {:.3} top1 {:.1}% {:.0} img/s",
-                    pos.meters[0].avg(),
-                    100.0 * pos.meters[1].avg(),
-                    n as f64 / dt
-                ));
-                if step % control.print_freq == 0 || step + 1 == steps_per_epoch {
-                    folder.say(
-                        &bar,
-                        &format!(
-                            "Train: [{:width$}/{epochs}] Step {step:03}/{:03} Loss {:.3} Prec@(1,5) ({:.1}%, {:.1}%)",
-                            epoch + 1,
-                            steps_per_epoch - 1,
-                            pos.meters[0].avg(),
-                            100.0 * pos.meters[1].avg(),
-                            100.0 * pos.meters[2].avg()
-                        ),
-                    );
-                }
-                pos.epoch = epoch;
-                pos.step = step + 1;
-                pos.elapsed_s = started.elapsed().as_secs_f64();
+                    time_s: pos.elapsed_s,
+                    step_s: Some(t0.elapsed().as_secs_f64()),
+                };
+                live.step(&line, &pos, n)?;
                 let out_of_steps = control.max_steps.is_some_and(|m| pos.global_step >= m);
                 let every = control.checkpoint_every;
                 let mid_epoch = every > 0 && pos.step.is_multiple_of(every) && pos.step < steps_per_epoch;
                 if mid_epoch || out_of_steps {
+                    pos.events_len = live.flush()?;
                     save(&task, &pos, &ckpt_path, None)?;
                 }
                 if out_of_steps {
@@ -467,15 +475,15 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
                     break;
                 }
             }
-            bar.finish_and_clear();
+            live.progress.finish();
             if stopped {
-                folder.say(
-                    &bar,
-                    &format!("stopped after {} steps (--max-steps); --resume continues from here", pos.global_step),
-                );
+                let msg =
+                    format!("stopped after {} steps (--max-steps); --resume continues from here", pos.global_step);
+                folder.say(&live.progress.bar, &msg);
                 break;
             }
             if let Some(signal) = signals::stop_requested() {
+                pos.events_len = live.flush()?;
                 return Err(self.interrupted(signal, &task, &pos, &save));
             }
 
@@ -484,14 +492,12 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
             end.line.epoch = epoch as u32 + 1;
             end.line.lr = Some(start.lr);
             end.line.time_s = Some(started.elapsed().as_secs_f64());
-            folder.say(&bar, &format!("Train: [{:width$}/{epochs}] Final Prec@1 {:.4}%", epoch + 1, 100.0 * means[1]));
-            for m in &end.messages {
-                folder.say(&bar, m);
-            }
-            folder.metric(&MetricLine::Epoch(end.line))?;
+            end.line.terms = pos.terms.means();
+            live.end_epoch(&end, pos.global_step, means[1], started.elapsed().as_secs_f64())?;
             pos.epoch = epoch + 1;
             pos.step = 0;
             pos.elapsed_s = started.elapsed().as_secs_f64();
+            pos.events_len = live.flush()?;
             save(&task, &pos, &ckpt_path, None)?;
             // best.ckpt exists from the first epoch on, even while the accuracy stays at 0
             if !T::MODEL_PARTS.is_empty() && (end.is_best || !folder.has(BEST)) {
@@ -499,6 +505,7 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
             }
             on_epoch(&folder.root);
         }
+        live.flush()?;
 
         let mut summary = Summary {
             kind: Some(T::KIND),
@@ -540,5 +547,98 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
         };
         self.folder.say(&hidden, &format!("stopped by {}: {kept}", signals::name(signal)));
         RunError::Interrupted { signal, kept }
+    }
+}
+
+/// Seconds since the UNIX epoch (TensorBoard's wall time).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// What a running run shows and records besides the task's own files: metric lines, the
+/// TensorBoard event file, the console and the human log.
+struct Live<'a> {
+    folder: &'a RunFolder,
+    events: EventWriter,
+    progress: Progress,
+    epochs: usize,
+    steps_per_epoch: usize,
+    width: usize,
+    print_freq: usize,
+    /// UNIX time the run's clock started (the run's `time_s` is counted from here).
+    wall_zero: f64,
+}
+
+impl Live<'_> {
+    fn step(&mut self, line: &StepLine, pos: &Position, batch: usize) -> Result<(), RunError> {
+        self.folder.metric(&MetricLine::Step(line.clone()))?;
+        let (epoch, step) = (line.epoch as usize - 1, line.step as usize);
+        let t = line.terms;
+        let mut scalars = vec![("train/loss", line.loss), ("train/top1", line.top1), ("train/top5", line.top5)];
+        scalars.extend(
+            [("train/ce", t.loss_1.or(t.ce)), ("train/reg", t.loss_2), ("train/ce_aux", t.ce_aux)]
+                .into_iter()
+                .filter_map(|(tag, v)| v.map(|v| (tag, v))),
+        );
+        if step == 0 {
+            scalars.push(("train/lr", line.lr));
+        }
+        self.events.scalars(line.global_step, self.wall_zero + line.time_s, &scalars);
+
+        let rate = line.step_s.filter(|&s| s > 0.0).map_or(0.0, |s| batch as f64 / s);
+        let eta = |d: Option<Duration>| d.map_or_else(|| "?".into(), progress::clock);
+        let run_eta = eta(self.progress.run_eta(pos.global_step));
+        let means = pos.terms.means().labelled();
+        self.progress.bar.set_position(step as u64 + 1);
+        self.progress.bar.set_message(format!(
+            "{means} top1 {:.1}% {rate:.0} img/s, run ETA {run_eta}",
+            100.0 * pos.meters[1].avg()
+        ));
+        if step % self.print_freq == 0 || step + 1 == self.steps_per_epoch {
+            // the original's line (its "Loss" is what the step minimised: loss_1 + loss_2 in a search)
+            let original = format!(
+                "Train: [{:w$}/{}] Step {step:03}/{:03} Loss {:.3} Prec@(1,5) ({:.1}%, {:.1}%)",
+                epoch + 1,
+                self.epochs,
+                self.steps_per_epoch - 1,
+                pos.meters[0].avg(),
+                100.0 * pos.meters[1].avg(),
+                100.0 * pos.meters[2].avg(),
+                w = self.width,
+            );
+            if self.progress.terminal {
+                self.folder.say(&self.progress.bar, &original);
+            } else {
+                // piped: no bar, so the rates and ETAs go on the line
+                self.folder.log(&original);
+                let epoch_eta = eta(self.progress.epoch_eta(step));
+                tracing::info!("{original} | {means} | {rate:.0} img/s | ETA epoch {epoch_eta}, run {run_eta}");
+            }
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn end_epoch(&mut self, end: &EpochEnd, global_step: usize, top1: f64, time_s: f64) -> Result<(), RunError> {
+        let (epoch, bar) = (end.line.epoch, &self.progress.bar);
+        let w = self.width;
+        self.folder.say(bar, &format!("Train: [{epoch:w$}/{}] Final Prec@1 {:.4}%", self.epochs, 100.0 * top1));
+        for m in &end.messages {
+            self.folder.say(bar, m);
+        }
+        self.folder.metric(&MetricLine::Epoch(end.line.clone()))?;
+        let l = &end.line;
+        let val = [("val/loss", l.val_loss), ("val/top1", l.val_top1), ("val/top5", l.val_top5)];
+        let scalars: Vec<(&str, f64)> = val.into_iter().filter_map(|(t, v)| v.map(|v| (t, v))).collect();
+        if !scalars.is_empty() {
+            self.events.scalars(global_step as u64, self.wall_zero + time_s, &scalars);
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered TensorBoard points; returns the event file's length.
+    fn flush(&mut self) -> Result<u64, RunError> {
+        self.events.flush()?;
+        Ok(self.events.len())
     }
 }
