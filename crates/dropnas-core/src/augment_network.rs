@@ -60,6 +60,14 @@ impl AugmentNetworkConfig {
         Self { network, ..self }
     }
 
+    /// Whether an auxiliary head fits this network's input size.
+    pub fn aux_fits(&self) -> bool {
+        match self.network {
+            NetworkKind::Cifar => check_aux_side(self.input_size / 4).is_ok(),
+            NetworkKind::Imagenet => check_imagenet_input(self.input_size, true).is_ok(),
+        }
+    }
+
     /// Cell index after which the auxiliary head reads, if any.
     pub fn aux_position(&self) -> Option<usize> {
         self.auxiliary.then_some(2 * self.layers / 3)

@@ -32,6 +32,12 @@ pub struct RunSummary {
     pub best_test_top1: Option<(f64, Option<u32>)>,
     /// Without the auxiliary head, augment runs.
     pub params: Option<u64>,
+    /// Operations of one image through the network without the auxiliary head, augment runs
+    /// (`summary.json`'s `flops`, see `dropnas_core::flops`): multiply-adds of convolutions and
+    /// linear layers, and the per-element operations ptflops adds.
+    pub flops: Option<dropnas_core::flops::Cost>,
+    /// `[channels, height, width]` of the network input, when `summary.json` says.
+    pub input_shape: Option<Vec<u64>>,
     pub elapsed_s: Option<f64>,
     pub genotype: Option<Genotype>,
 }
@@ -61,6 +67,8 @@ pub fn summarize(run: &RunData) -> RunSummary {
         last_test_top1: last.and_then(|e| e.val_top1),
         best_test_top1: run.best_top1(),
         params: run.params,
+        flops: run.summary.as_ref().and_then(|s| serde_json::from_value(s["flops"]["network"].clone()).ok()),
+        input_shape: run.summary.as_ref().and_then(|s| serde_json::from_value(s["input_shape"].clone()).ok()),
         elapsed_s: run.elapsed_s(),
         genotype: run.genotype.clone(),
     }
@@ -136,6 +144,20 @@ impl RunSummary {
         if let Some(p) = self.params {
             rows.push(("parameters", format!("{} ({:.2} M) without the auxiliary head", thousands(p), p as f64 / 1e6)));
         }
+        if let Some(c) = self.flops {
+            let per = match self.input_shape.as_deref() {
+                Some([ch, h, w]) => format!(" per {ch}x{h}x{w} image"),
+                _ => " per image".into(),
+            };
+            rows.push((
+                "multiply-adds",
+                format!(
+                    "{}{per}, convolutions and linear layers ({} with BN, ReLU and pooling, as ptflops counts)",
+                    dropnas_core::flops::human(c.macs),
+                    dropnas_core::flops::human(c.ptflops())
+                ),
+            ));
+        }
         if let Some(t) = self.elapsed_s {
             rows.push(("time", duration(t)));
         }
@@ -165,6 +187,9 @@ impl RunSummary {
             "best_test_top1": self.best_test_top1.map(|b| b.0),
             "best_epoch": self.best_test_top1.and_then(|b| b.1),
             "params_without_aux": self.params,
+            "macs": self.flops.map(|c| c.macs),
+            "elementwise": self.flops.map(|c| c.elementwise),
+            "input_shape": self.input_shape,
             "elapsed_s": self.elapsed_s,
             "genotype": self.genotype.as_ref().map(|g| g.to_string()),
         })

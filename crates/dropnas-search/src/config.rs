@@ -2,6 +2,7 @@
 //! run folder so that the folder alone reproduces the run.
 
 use dropnas_core::genotype::derive::Ranking;
+use dropnas_data::FolderTransforms;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -45,6 +46,9 @@ pub struct SearchConfig {
     pub print_freq: usize,
     /// Stop after this many steps in total (benchmarks, tests); `None` runs every epoch.
     pub max_steps: Option<usize>,
+    /// `--dataset imagefolder`: input size and preprocessing (the training part).
+    #[serde(default)]
+    pub image_folder: Option<FolderTransforms>,
 }
 
 impl SearchConfig {
@@ -79,6 +83,7 @@ impl SearchConfig {
             checkpoint_every: 0,
             print_freq: 50,
             max_steps: None,
+            image_folder: None,
         }
     }
 
@@ -110,6 +115,15 @@ impl SearchConfig {
         }
         if !self.init_channels.is_multiple_of(2) {
             return Err("--init-channels must be even (FactorizedReduce splits channels in two)".into());
+        }
+        if let Some(t) = &self.image_folder
+            && !t.input_size.is_multiple_of(4)
+        {
+            return Err(format!(
+                "--input-size must be a multiple of 4 (the two reduction cells halve it, each through FactorizedReduce, \
+                 which needs an even side), got {}",
+                t.input_size
+            ));
         }
         Ok(())
     }

@@ -7,12 +7,13 @@ use burn::module::ParamId;
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::alphas::CellType;
 use dropnas_core::dropout::{GroupedDropout, StepMasks};
+use dropnas_core::flops::search_network_cost;
 use dropnas_core::genotype::Genotype;
 use dropnas_core::genotype::derive::derive_genotype;
 use dropnas_core::params::count_params;
 use dropnas_core::search_network::Supernet;
 use dropnas_core::{SearchNetworkConfig, SearchSpace};
-use dropnas_data::{Augment, DatasetKind, LoadOptions, Loader, LoaderConfig, Split, load};
+use dropnas_data::{DataSource, LoadOptions, LoaderConfig};
 use dropnas_train::checkpoint::{Checkpoint, CheckpointError};
 use dropnas_train::grads::LegacyZeroGrad;
 use dropnas_train::metrics::Meter;
@@ -24,7 +25,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +123,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
         };
     }
     cfg.validate().map_err(SearchError::Config)?;
-    let kind: DatasetKind = cfg.dataset.parse()?;
+    let source = DataSource::new(&cfg.dataset, cfg.image_folder.as_ref())?;
     let space = SearchSpace::named(&cfg.search_space).ok_or_else(|| {
         SearchError::Config(format!("unknown search space `{}` (known: original, 1-skip, 3-skip)", cfg.search_space))
     })?;
@@ -132,20 +132,17 @@ pub fn run_search<B: DropnasAutodiffBackend>(
     // Data: the whole training set is the search data (one level).
     let opts =
         LoadOptions { max_train_samples: cfg.max_train_samples, download: cfg.download, ..LoadOptions::default() };
-    let train = Arc::new(load(kind, &cfg.data_dir, Split::Train, &opts)?);
-    let loader = Loader::new(
-        train.clone(),
-        Augment::train(kind, 0),
-        LoaderConfig::train(cfg.batch_size, cfg.seed, cfg.workers),
-    )?;
+    let train = source.train(&cfg.data_dir, &opts, 0, LoaderConfig::train(cfg.batch_size, cfg.seed, cfg.workers))?;
+    let loader = &train.loader;
     let steps_per_epoch = loader.batches_per_epoch();
+    let input_shape = [source.input_channels(), source.input_size(), source.input_size()];
 
     // Model and optimizers.
     B::seed(&device, cfg.seed);
     let net_cfg = SearchNetworkConfig::new(
-        kind.input_channels(),
+        source.input_channels(),
         cfg.init_channels,
-        train.n_classes(),
+        loader.n_classes(),
         cfg.layers,
         space.clone(),
     );
@@ -203,8 +200,8 @@ pub fn run_search<B: DropnasAutodiffBackend>(
             "{} search `{}` on {}: {} training images, {} steps per epoch, {} cells x {} channels, space {}, r_p {} r_np {}",
             if resume { "resuming" } else { "starting" },
             cfg.name,
-            kind.display_name(),
-            train.len(),
+            source.display_name(),
+            loader.len(),
             steps_per_epoch,
             cfg.layers,
             cfg.init_channels,
@@ -213,6 +210,9 @@ pub fn run_search<B: DropnasAutodiffBackend>(
             cfg.drop_rate_nonparam
         ),
     );
+    for note in &train.notes {
+        say(&bar0, &run, note);
+    }
     if resume {
         say(
             &bar0,
@@ -249,6 +249,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
         );
 
         for (step, batch) in (first_step..).zip(loader.epoch(epoch, first_step)) {
+            let batch = batch?;
             let t0 = Instant::now();
             let masks = dropout.sample_step(&space, n_nodes, &mut mask_rng);
             count_drops(&mut pos.drops, &space, &masks);
@@ -371,6 +372,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
             "steps_done": outcome.steps_done, "final_train_loss": outcome.final_loss,
             "final_train_top1": outcome.final_top1, "elapsed_s": outcome.elapsed_s, "finished": !stop,
             "params": count_params(&model.net), "alpha_params": count_params(&model.alphas),
+            "input_shape": input_shape, "flops_per_step_all_ops": search_network_cost(&model.net, input_shape).ok(),
         }),
     )?;
     on_epoch(&run.root);

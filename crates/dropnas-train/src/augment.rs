@@ -5,13 +5,14 @@
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::eval::{EvalResult, evaluate};
 use crate::grads::clip_global_norm;
+use crate::loss::{check_label_smoothing, smoothed_cross_entropy};
 use crate::metrics::{Meter, topk_correct};
 use crate::progress::epoch_bar;
+use crate::recipe::Recipe;
 use crate::records::{module_from_bytes, module_to_bytes, optim_from_bytes, optim_to_bytes};
 use crate::run_dir::{RunDir, RunDirError};
-use crate::schedule::EpochSchedule;
+use crate::schedule::LrSchedule;
 use burn::module::AutodiffModule;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -20,16 +21,16 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::drop_path::{DropPathSource, RandomDropPath, drop_path_prob};
+use dropnas_core::flops::augment_network_cost;
 use dropnas_core::genotype::Genotype;
 use dropnas_core::params::param_infos;
-use dropnas_core::{AugmentNetwork, AugmentNetworkConfig};
-use dropnas_data::{Augment, DatasetKind, LoadOptions, Loader, LoaderConfig, Split, load};
+use dropnas_core::{AugmentNetwork, AugmentNetworkConfig, NetworkKind};
+use dropnas_data::{DataSource, FolderTransforms, LoadOptions, LoaderConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +59,21 @@ pub struct AugmentConfig {
     pub checkpoint_every: usize,
     pub print_freq: usize,
     pub max_steps: Option<usize>,
+    /// The recipe the defaults came from (for the record; the values are the fields).
+    #[serde(default)]
+    pub recipe: Recipe,
+    /// The network of the DARTS family the genotype is built into.
+    #[serde(default)]
+    pub network: NetworkKind,
+    /// Label smoothing of the training loss (main and auxiliary); 0 for plain cross entropy.
+    #[serde(default)]
+    pub label_smoothing: f64,
+    /// How the learning rate moves over the epochs.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// `--dataset imagefolder`: input size and preprocessing.
+    #[serde(default)]
+    pub image_folder: Option<FolderTransforms>,
 }
 
 impl AugmentConfig {
@@ -88,19 +104,26 @@ impl AugmentConfig {
             checkpoint_every: 0,
             print_freq: 50,
             max_steps: None,
+            recipe: Recipe::Cifar,
+            network: NetworkKind::Cifar,
+            label_smoothing: 0.0,
+            lr_schedule: LrSchedule::default(),
+            image_folder: None,
         }
     }
 
-    pub fn network(&self, kind: DatasetKind, n_classes: usize) -> AugmentNetworkConfig {
+    /// The network for inputs of `input_channels` x `input_size` x `input_size`.
+    pub fn network(&self, input_channels: usize, input_size: usize, n_classes: usize) -> AugmentNetworkConfig {
         AugmentNetworkConfig::new(
-            kind.input_size(),
-            kind.input_channels(),
+            input_size,
+            input_channels,
             self.init_channels,
             n_classes,
             self.layers,
             self.aux_weight > 0.0,
             self.genotype.clone(),
         )
+        .with_network(self.network)
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -123,6 +146,8 @@ impl AugmentConfig {
         if !self.init_channels.is_multiple_of(2) {
             return Err("--init-channels must be even (FactorizedReduce splits channels in two)".into());
         }
+        check_label_smoothing(self.label_smoothing)?;
+        self.lr_schedule.validate()?;
         Ok(())
     }
 }
@@ -178,8 +203,8 @@ pub struct AugmentStepReport<B: Backend> {
     pub correct: Tensor<B, 1>,
 }
 
-/// One training step: `loss = CE(logits) + aux_weight * CE(aux_logits)`, backward, clip the
-/// global gradient norm, SGD step.
+/// One training step: `loss = CE(logits) + aux_weight * CE(aux_logits)` (both cross entropies
+/// with `label_smoothing`), backward, clip the global gradient norm, SGD step.
 #[allow(clippy::too_many_arguments)]
 pub fn augment_step<B: DropnasAutodiffBackend>(
     net: AugmentNetwork<B>,
@@ -190,14 +215,14 @@ pub fn augment_step<B: DropnasAutodiffBackend>(
     aux_weight: f64,
     grad_clip: f64,
     lr: f64,
+    label_smoothing: f64,
 ) -> (AugmentNetwork<B>, AugmentStepReport<B::InnerBackend>) {
     let device = x.device();
-    let ce = CrossEntropyLossConfig::new().init(&device);
     let (logits, aux) = net.forward(x, drop, aux_weight > 0.0);
-    let ce_main = ce.forward(logits.clone(), y.clone());
+    let ce_main = smoothed_cross_entropy(logits.clone(), y.clone(), label_smoothing);
     let (loss, ce_aux) = match aux {
         Some(aux) => {
-            let ce_aux = ce.forward(aux, y.clone());
+            let ce_aux = smoothed_cross_entropy(aux, y.clone(), label_smoothing);
             (ce_main.clone() + ce_aux.clone().mul_scalar(aux_weight), Some(ce_aux.inner()))
         }
         None => (ce_main.clone(), None),
@@ -273,23 +298,24 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
         };
     }
     cfg.validate().map_err(TrainError::Config)?;
-    let kind: DatasetKind = cfg.dataset.parse()?;
+    let source = DataSource::new(&cfg.dataset, cfg.image_folder.as_ref())?;
     let opts = LoadOptions {
         max_train_samples: cfg.max_train_samples,
         max_test_samples: cfg.max_test_samples,
         download: cfg.download,
         ..LoadOptions::default()
     };
-    let train = Arc::new(load(kind, &cfg.data_dir, Split::Train, &opts)?);
-    let test = Arc::new(load(kind, &cfg.data_dir, Split::Test, &opts)?);
-    let loader = Loader::new(
-        train.clone(),
-        Augment::train(kind, cfg.cutout_length),
+    let train = source.train(
+        &cfg.data_dir,
+        &opts,
+        cfg.cutout_length,
         LoaderConfig::train(cfg.batch_size, cfg.seed, cfg.workers),
     )?;
-    let test_loader = Loader::new(test.clone(), Augment::eval(kind), LoaderConfig::eval(cfg.batch_size, cfg.workers))?;
+    let test =
+        source.test(&cfg.data_dir, &opts, LoaderConfig::eval(cfg.batch_size, cfg.workers), train.classes.as_deref())?;
+    let (loader, test_loader) = (&train.loader, &test.loader);
     let steps_per_epoch = loader.batches_per_epoch();
-    let net_cfg = cfg.network(kind, train.n_classes());
+    let net_cfg = cfg.network(source.input_channels(), source.input_size(), loader.n_classes());
     net_cfg.validate().map_err(TrainError::Config)?;
 
     B::seed(&device, cfg.seed);
@@ -318,6 +344,8 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
     }
     run.write_json("config.json", &serde_json::to_value(&cfg).expect("config is JSON"))?;
     let params = params_without_aux(&net);
+    let input_shape = [source.input_channels(), source.input_size(), source.input_size()];
+    let cost = augment_network_cost(&net, input_shape).map_err(TrainError::Config)?;
     let hidden = indicatif::ProgressBar::hidden();
     run.say(
         &hidden,
@@ -325,10 +353,32 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
             "{} augment `{}` on {}: {} training / {} test images, {} steps per epoch",
             if resume { "resuming" } else { "starting" },
             cfg.name,
-            kind.display_name(),
-            train.len(),
-            test.len(),
+            source.display_name(),
+            loader.len(),
+            test_loader.len(),
             steps_per_epoch
+        ),
+    );
+    for note in train.notes.iter().chain(&test.notes) {
+        run.say(&hidden, note);
+    }
+    run.say(
+        &hidden,
+        &format!(
+            "{} network, {} multiply-adds per {}x{}x{} image ({} with BN, ReLU and pooling), lr {} {}{}",
+            cfg.network,
+            dropnas_core::flops::human(cost.network.macs),
+            input_shape[0],
+            input_shape[1],
+            input_shape[2],
+            dropnas_core::flops::human(cost.network.ptflops()),
+            cfg.lr,
+            cfg.lr_schedule.describe(),
+            if cfg.label_smoothing > 0.0 {
+                format!(", label smoothing {}", cfg.label_smoothing)
+            } else {
+                String::new()
+            }
         ),
     );
     run.say(&hidden, &format!("genotype = {}", cfg.genotype));
@@ -346,7 +396,7 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
     let mut stopped = false;
     let mut epochs_done = epoch0;
     for epoch in epoch0..cfg.epochs {
-        let lr = EpochSchedule::lr_of_epoch(cfg.lr, 0.0, cfg.epochs, epoch).map_err(TrainError::Config)?;
+        let lr = cfg.lr_schedule.lr_of_epoch(cfg.lr, cfg.epochs, epoch).map_err(TrainError::Config)?;
         let p_drop = drop_path_prob(cfg.drop_path_prob, epoch, cfg.epochs);
         let first = if epoch == epoch0 { step0 } else { 0 };
         if first == 0 {
@@ -356,11 +406,13 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
         bar.set_position(first as u64);
         run.say(&bar, &format!("Epoch {epoch} LR {lr} drop path {p_drop:.4}"));
         for (step, batch) in (first..).zip(loader.epoch(epoch, first)) {
+            let batch = batch?;
             let t0 = Instant::now();
             let n = batch.len();
             let (x, y) = batch.to_tensors::<B>(&device);
             let mut drop = RandomDropPath { prob: p_drop, rng: &mut drop_rng };
-            let (next, report) = augment_step(net, &mut optim, x, y, &mut drop, cfg.aux_weight, cfg.grad_clip, lr);
+            let (next, report) =
+                augment_step(net, &mut optim, x, y, &mut drop, cfg.aux_weight, cfg.grad_clip, lr, cfg.label_smoothing);
             net = next;
             let v: Vec<f64> = Tensor::cat(vec![report.loss, report.norm, report.correct], 0)
                 .into_data()
@@ -433,7 +485,7 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
 
         // Evaluation on the test set, without an autodiff graph.
         let inner = net.valid();
-        let eval = evaluate(&inner, &test_loader, &device);
+        let eval = evaluate(&inner, test_loader, &device)?;
         let is_best = eval.top1 > best_top1;
         if is_best {
             best_top1 = eval.top1;
@@ -479,6 +531,7 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
         &json!({
             "genotype": cfg.genotype.to_string(), "params_without_aux": params, "best_top1": best_top1,
             "final": final_eval, "epochs_done": epochs_done, "elapsed_s": elapsed_s, "finished": !stopped,
+            "network": cfg.network, "input_shape": input_shape, "flops": cost,
         }),
     )?;
     on_epoch(&run.root);
@@ -538,7 +591,8 @@ pub mod bench {
             let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [batch]), &device);
             let t0 = Instant::now();
             let mut drop = RandomDropPath { prob: 0.2, rng: &mut rng };
-            let (next, report) = augment_step(net, &mut optim, x, y, &mut drop, cfg.aux_weight, cfg.grad_clip, cfg.lr);
+            let (next, report) =
+                augment_step(net, &mut optim, x, y, &mut drop, cfg.aux_weight, cfg.grad_clip, cfg.lr, 0.0);
             net = next;
             let loss: f64 = report.loss.into_scalar().elem();
             if !loss.is_finite() {

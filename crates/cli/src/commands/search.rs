@@ -2,6 +2,7 @@
 
 use crate::UserError;
 use crate::device::{BackendTask, DeviceSpec, dispatch};
+use crate::folder_args::ImageFolderArgs;
 use anyhow::Result;
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::genotype::derive::Ranking;
@@ -13,7 +14,7 @@ pub struct SearchArgs {
     /// Run name: outputs go to OUT_DIR/NAME
     #[arg(long)]
     pub name: String,
-    /// cifar10, cifar100, mnist or fashion-mnist
+    /// cifar10, cifar100, mnist, fashion-mnist, or imagefolder (DIR/train/CLASS/*.jpg)
     #[arg(long)]
     pub dataset: String,
     /// Folder of the data set [default: datasets/<dataset>]
@@ -22,6 +23,8 @@ pub struct SearchArgs {
     /// Never download a missing data set
     #[arg(long)]
     pub no_download: bool,
+    #[command(flatten)]
+    pub folder: ImageFolderArgs,
     #[arg(long, default_value_t = 96)]
     pub batch_size: usize,
     /// Epochs, warm-up epochs included
@@ -66,7 +69,7 @@ pub struct SearchArgs {
     /// Data loader threads
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
-    /// Use only the first N training images
+    /// Use only the first N training images (image folders: N spread evenly over the sorted file list)
     #[arg(long)]
     pub max_train_samples: Option<usize>,
     #[arg(long, default_value = "searchs")]
@@ -102,8 +105,9 @@ pub enum RankingArg {
 }
 
 impl SearchArgs {
-    pub fn to_config(&self) -> SearchConfig {
+    pub fn to_config(&self) -> Result<SearchConfig, UserError> {
         let mut c = SearchConfig::new(&self.name, &self.dataset);
+        c.image_folder = self.folder.resolve(&self.dataset, None)?;
         c.data_dir = self.data_dir.clone().unwrap_or_else(|| PathBuf::from("datasets").join(&self.dataset));
         c.download = !self.no_download;
         c.batch_size = self.batch_size;
@@ -133,7 +137,7 @@ impl SearchArgs {
         c.checkpoint_every = self.checkpoint_every;
         c.print_freq = self.print_freq;
         c.max_steps = self.max_steps;
-        c
+        Ok(c)
     }
 }
 
@@ -159,5 +163,5 @@ impl BackendTask for Search {
 pub fn run(args: SearchArgs) -> Result<()> {
     let spec = DeviceSpec::resolve(args.device.as_deref())?;
     tracing::info!("device: {}", spec.describe());
-    dispatch(&spec, Search(args.to_config(), args.resume))
+    dispatch(&spec, Search(args.to_config()?, args.resume))
 }
