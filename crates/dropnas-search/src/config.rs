@@ -128,3 +128,17 @@ impl SearchConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `config.json` written before image folders (a report fixture) still reads.
+    #[test]
+    fn configs_without_image_folders_read_as_before() {
+        let text = include_str!("../../dropnas-report/tests/fixtures/search-c10/config.json");
+        let c: SearchConfig = serde_json::from_str(text).unwrap();
+        assert_eq!(c.image_folder, None);
+        assert!(c.validate().is_ok());
+    }
+}

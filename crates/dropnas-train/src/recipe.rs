@@ -109,3 +109,23 @@ mod tests {
         assert_eq!("ImageNet".parse(), Ok(Recipe::Imagenet));
     }
 }
+
+#[cfg(test)]
+mod compat {
+    use crate::augment::AugmentConfig;
+    use crate::recipe::Recipe;
+    use crate::schedule::LrSchedule;
+    use dropnas_core::NetworkKind;
+
+    /// A `config.json` written before the ImageNet recipe (a report fixture) reads as the CIFAR
+    /// recipe, so that such runs resume and evaluate as before.
+    #[test]
+    fn configs_without_the_new_fields_read_as_before() {
+        let text = include_str!("../../dropnas-report/tests/fixtures/aug-c10-s1/config.json");
+        assert!(!text.contains("label_smoothing"));
+        let c: AugmentConfig = serde_json::from_str(text).unwrap();
+        assert_eq!((c.recipe, c.network, c.label_smoothing), (Recipe::Cifar, NetworkKind::Cifar, 0.0));
+        assert_eq!((c.lr_schedule, &c.image_folder), (LrSchedule::Cosine { lr_min: 0.0 }, &None));
+        assert!(c.validate().is_ok());
+    }
+}
