@@ -4,6 +4,7 @@ mod commands;
 mod device;
 mod folder_args;
 mod genotype_arg;
+mod launch;
 mod quiet_panics;
 
 use clap::{CommandFactory, FromArgMatches, Subcommand};

@@ -76,7 +76,7 @@ pub fn bench_search<B: DropnasAutodiffBackend>(cfg: &BenchConfig, device: B::Dev
         let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [cfg.batch_size]), &device);
         let masks = dropout.sample_step(&space, net.n_nodes, &mut rng);
         let t0 = Instant::now();
-        let (next, report) = dropnas_step(model, &mut opt, &step_cfg, sched, x, y, &masks);
+        let (next, report) = dropnas_step(model, &mut opt, &step_cfg, sched, x, y, &masks, None);
         model = next;
         // reading the loss waits for the device: the step is really done
         let n = report.read();

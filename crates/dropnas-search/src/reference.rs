@@ -70,7 +70,7 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
 
     for s in 0..2 {
         let m = masks(&fx, s);
-        let (next, report) = dropnas_step(model, &mut opt, &step_cfg, sched, x.clone(), y.clone(), &m);
+        let (next, report) = dropnas_step(model, &mut opt, &step_cfg, sched, x.clone(), y.clone(), &m, None);
         model = next;
         let numbers = report.read();
         let expect = &fx.config["steps"][s];

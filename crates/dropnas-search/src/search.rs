@@ -17,6 +17,8 @@ use dropnas_core::search_space::GroupKind;
 use dropnas_core::{DropnasAutodiffBackend, SearchNetworkConfig, SearchSpace};
 use dropnas_data::Batch;
 use dropnas_train::grads::LegacyZeroGrad;
+use dropnas_train::parallel::Share;
+use dropnas_train::parallel::fingerprint::add_trained;
 use dropnas_train::records::{module_from_bytes, module_to_bytes, optim_from_bytes, optim_to_bytes};
 use dropnas_train::run::checkpoint::{Checkpoint, CheckpointError};
 use dropnas_train::run::data::RunData;
@@ -272,12 +274,12 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for SearchTask<B> {
         Ok(EpochStart { lr: w_lr, message })
     }
 
-    fn step(&mut self, batch: &Batch) -> StepResult {
+    fn step(&mut self, batch: &Batch, share: Option<&Share<'_, B::InnerBackend>>) -> StepResult {
         let masks = self.dropout.sample_step(&self.space, self.net_cfg.n_nodes, &mut self.mask_rng);
         self.count_drops(&masks);
         let (x, y) = batch.to_tensors::<B>(&self.device);
         let model = self.model.take().expect("a model");
-        let (next, report) = dropnas_step(model, &mut self.opt, &self.step_cfg, self.sched, x, y, &masks);
+        let (next, report) = dropnas_step(model, &mut self.opt, &self.step_cfg, self.sched, x, y, &masks, share);
         self.model = Some(next);
         let n = report.read();
         StepResult {
@@ -292,6 +294,13 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for SearchTask<B> {
                 ..LossTerms::default()
             },
         }
+    }
+
+    fn fingerprint(&self) -> Option<u32> {
+        let mut crc = crc32fast::Hasher::new();
+        add_trained(&self.model().net, &mut crc);
+        add_trained(&self.model().alphas, &mut crc);
+        Some(crc.finalize())
     }
 
     fn end_epoch(&mut self, epoch: usize, train: [f64; 3], folder: &RunFolder) -> Result<EpochEnd, RunError> {

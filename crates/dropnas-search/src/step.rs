@@ -26,6 +26,8 @@ use dropnas_core::dropout::StepMasks;
 use dropnas_core::search_network::{SearchNetwork, Supernet};
 use dropnas_train::grads::{LegacyZeroGrad, clip_global_norm, ids_with_nonzero_first_grad};
 use dropnas_train::metrics::topk_correct;
+use dropnas_train::parallel::Share;
+use dropnas_train::parallel::flat::GradPart;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -170,6 +172,9 @@ pub struct StepSchedule {
 }
 
 /// One DropNAS step on the batch `(x, y)` under `masks`. See the module docs for the algorithm.
+/// With `share`, `(x, y)` is this peer's sub-batch of a data-parallel step (see
+/// [`dropnas_train::parallel`]); `None` on one device.
+#[allow(clippy::too_many_arguments)]
 pub fn dropnas_step<B: DropnasAutodiffBackend>(
     model: Supernet<B>,
     opt: &mut DropNasOptimizers<B>,
@@ -178,6 +183,7 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
     x: Tensor<B, 4>,
     y: Tensor<B, 1, Int>,
     masks: &StepMasks,
+    share: Option<&Share<'_, B::InnerBackend>>,
 ) -> (Supernet<B>, StepReport<B::InnerBackend>) {
     let Supernet { mut net, mut alphas } = model;
     let device = x.device();
@@ -199,6 +205,17 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
         opt.w_zero_grad.fill(&net, &mut w_grads);
         opt.alpha_zero_grad.fill(&alphas, &mut alpha_grads);
     }
+    // Data parallelism: the gradients of the weights and the alphas, the loss and the correct
+    // counts, summed over the peers (each weighted by its share of the batch) before anything
+    // reads them; every peer then takes the same step.
+    let (loss_1, correct, batch) = match share {
+        Some(s) => {
+            let parts: &mut [&mut dyn GradPart<B>] = &mut [&mut (&net, &mut w_grads), &mut (&alphas, &mut alpha_grads)];
+            let (mean, counts) = s.reduce(parts, loss_1.inner(), correct);
+            (mean, counts, s.batch)
+        }
+        None => (loss_1.inner(), correct, batch),
+    };
     // What took part in this step (needed by phase 3, read before the optimizers consume it):
     // weight tensors whose gradient's first element is non-zero, alpha entries with |grad| > 1e-7.
     let decayed: HashSet<_> = ids_with_nonzero_first_grad(&net, &w_grads).into_iter().collect();
@@ -241,7 +258,7 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
     }
 
     let report = StepReport {
-        loss_1: loss_1.inner(),
+        loss_1,
         loss_2,
         norm_1,
         norm_2,

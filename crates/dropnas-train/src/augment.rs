@@ -7,6 +7,8 @@ use crate::eval::{EvalResult, evaluate};
 use crate::grads::clip_global_norm;
 use crate::loss::{check_label_smoothing, smoothed_cross_entropy};
 use crate::metrics::topk_correct;
+use crate::parallel::Share;
+use crate::parallel::flat::GradPart;
 use crate::recipe::Recipe;
 use crate::records::{module_from_bytes, module_to_bytes, optim_from_bytes, optim_to_bytes};
 use crate::run::check::parse;
@@ -235,6 +237,7 @@ pub fn augment_step<B: DropnasAutodiffBackend>(
     grad_clip: f64,
     lr: f64,
     label_smoothing: f64,
+    share: Option<&Share<'_, B::InnerBackend>>,
 ) -> (AugmentNetwork<B>, AugmentStepReport<B::InnerBackend>) {
     let device = x.device();
     let (logits, aux) = net.forward(x, drop, aux_weight > 0.0);
@@ -248,9 +251,23 @@ pub fn augment_step<B: DropnasAutodiffBackend>(
     };
     let correct = topk_correct(logits.inner(), y.inner());
     let mut grads = GradientsParams::from_grads(loss.backward(), &net);
+    // Data parallelism: gradients, losses and correct counts summed over the peers (each
+    // weighted by its share of the batch) before clipping.
+    let (loss, ce_main, ce_aux, correct) = match share {
+        Some(s) => {
+            let mut means = vec![loss.inner(), ce_main.inner()];
+            means.extend(ce_aux.clone());
+            let has_aux = ce_aux.is_some();
+            let parts: &mut [&mut dyn GradPart<B>] = &mut [&mut (&net, &mut grads)];
+            let (m, correct) = s.reduce(parts, Tensor::cat(means, 0), correct);
+            let aux = has_aux.then(|| m.clone().narrow(0, 2, 1));
+            (m.clone().narrow(0, 0, 1), m.narrow(0, 1, 1), aux, correct)
+        }
+        None => (loss.inner(), ce_main.inner(), ce_aux, correct),
+    };
     let norm = clip_global_norm(&net, &mut grads, grad_clip).unwrap_or_else(|| Tensor::zeros([1], &device));
     let net = optim.step(lr, net, grads);
-    (net, AugmentStepReport { loss: loss.inner(), ce: ce_main.inner(), ce_aux, norm, correct })
+    (net, AugmentStepReport { loss, ce: ce_main, ce_aux, norm, correct })
 }
 
 /// Trainable parameters without the auxiliary head, as the original reports the model size.
@@ -429,15 +446,31 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
         Ok(EpochStart { lr: self.lr, message: format!("Epoch {epoch} LR {} drop path {:.4}", self.lr, self.drop_prob) })
     }
 
-    fn step(&mut self, batch: &Batch) -> StepResult {
+    fn step(&mut self, batch: &Batch, share: Option<&Share<'_, B::InnerBackend>>) -> StepResult {
         let s = &self.cfg.settings;
         let (x, y) = batch.to_tensors::<B>(&self.device);
         let mut drop = RandomDropPath { prob: self.drop_prob, rng: &mut self.state.drop_rng };
         let net = self.net.take().expect("a network");
-        let (next, report) =
-            augment_step(net, &mut self.optim, x, y, &mut drop, s.aux_weight, s.grad_clip, self.lr, s.label_smoothing);
+        let (next, report) = augment_step(
+            net,
+            &mut self.optim,
+            x,
+            y,
+            &mut drop,
+            s.aux_weight,
+            s.grad_clip,
+            self.lr,
+            s.label_smoothing,
+            share,
+        );
         self.net = Some(next);
-        report.read(batch.len())
+        report.read(share.map_or(batch.len(), |s| s.batch))
+    }
+
+    fn fingerprint(&self) -> Option<u32> {
+        let mut crc = crc32fast::Hasher::new();
+        crate::parallel::fingerprint::add_trained(self.net(), &mut crc);
+        Some(crc.finalize())
     }
 
     fn end_epoch(&mut self, epoch: usize, train: [f64; 3], _folder: &RunFolder) -> Result<EpochEnd, RunError> {
@@ -545,7 +578,8 @@ pub mod bench {
             let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [batch]), &device);
             let t0 = Instant::now();
             let mut drop = RandomDropPath { prob: 0.2, rng: &mut rng };
-            let (next, report) = augment_step(net, &mut optim, x, y, &mut drop, s.aux_weight, s.grad_clip, s.lr, 0.0);
+            let (next, report) =
+                augment_step(net, &mut optim, x, y, &mut drop, s.aux_weight, s.grad_clip, s.lr, 0.0, None);
             net = next;
             let loss: f64 = report.loss.into_scalar().elem();
             if !loss.is_finite() {

@@ -41,7 +41,8 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
         let masks =
             (0..).map_while(|k| fx.tensors.get(&format!("step.{s}.droppath.{k}")).map(|t| t.1.clone())).collect();
         let mut drop = FixedDropPath(masks);
-        let (next, report) = augment_step(net, &mut optim, x.clone(), y.clone(), &mut drop, 0.4, 3.0, settings.lr, 0.0);
+        let (next, report) =
+            augment_step(net, &mut optim, x.clone(), y.clone(), &mut drop, 0.4, 3.0, settings.lr, 0.0, None);
         net = next;
         assert!(drop.0.is_empty(), "step {s}: every drop-path mask used");
         let scalar = |t: Tensor<B::InnerBackend, 1>| t.into_scalar().elem::<f64>();
@@ -156,6 +157,7 @@ fn darts_v2_imagenet_trains_one_step_at_224() {
         cfg.grad_clip,
         cfg.lr,
         cfg.label_smoothing,
+        None,
     );
     let loss = report.loss.into_scalar().elem::<f64>();
     let norm = report.norm.into_scalar().elem::<f64>();

@@ -1,10 +1,11 @@
 //! `dropnas augment`: retrain a genotype from scratch; `dropnas eval`: test a saved network.
 
-use super::run::{Given, request, resume_start, run_error, say_finished};
+use super::run::{Given, parallel, request_on, resume_start, run_error, say_finished};
 use crate::UserError;
 use crate::device::{BackendTask, DeviceSpec, dispatch};
 use crate::folder_args::ImageFolderArgs;
 use crate::genotype_arg::resolve_genotype;
+use crate::launch::{Launch, PeersTask, dispatch_peers};
 use anyhow::Result;
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::NetworkKind;
@@ -15,7 +16,7 @@ use dropnas_train::eval::evaluate;
 use dropnas_train::recipe::Recipe;
 use dropnas_train::run::config::Control;
 use dropnas_train::run::name::RunName;
-use dropnas_train::run::{RunRequest, Start, run};
+use dropnas_train::run::{RunRequest, Start, run_parallel};
 use dropnas_train::schedule::LrSchedule;
 use std::path::PathBuf;
 
@@ -138,13 +139,15 @@ impl AugmentArgs {
     }
 }
 
-struct AugmentRun(RunRequest<AugmentConfig>);
+struct AugmentRun(RunRequest<AugmentConfig>, Launch);
 
-impl BackendTask for AugmentRun {
+impl PeersTask for AugmentRun {
     type Output = Result<()>;
 
-    fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<()> {
-        let o = run::<B, AugmentTask<B>>(self.0, device, &mut crate::commands::report::draw_run).map_err(run_error)?;
+    fn run<B: DropnasAutodiffBackend>(self, devices: Vec<B::Device>) -> Result<()> {
+        let par = parallel(&self.1, devices);
+        let o = run_parallel::<B, AugmentTask<B>>(self.0, par, &mut crate::commands::report::draw_run)
+            .map_err(run_error)?;
         if o.already_finished {
             say_finished(&o);
             return Ok(());
@@ -161,9 +164,9 @@ impl BackendTask for AugmentRun {
 }
 
 pub fn run_command(args: AugmentArgs, given: Given) -> Result<()> {
-    let spec = DeviceSpec::resolve(args.control.device.as_deref())?;
+    let launch = Launch::resolve(&args.control)?;
     let genotype = args.genotype.as_deref().map(resolve_genotype).transpose()?;
-    tracing::info!("device: {}", spec.describe());
+    tracing::info!("device: {}", launch.describe());
     let start = match (args.dataset, genotype) {
         (Some(dataset), Some(genotype)) if !args.resume => Start::Fresh(args.config(dataset, genotype, &given)?),
         (dataset, genotype) => {
@@ -176,7 +179,8 @@ pub fn run_command(args: AugmentArgs, given: Given) -> Result<()> {
             resume_start(&given, &args.settings, &extra)
         }
     };
-    dispatch(&spec, AugmentRun(request(args.name, args.out_dir, start, args.control, &spec)))
+    let req = request_on(args.name, args.out_dir, start, args.control, &launch);
+    dispatch_peers(&launch, AugmentRun(req, launch.clone()))
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -2,8 +2,10 @@
 //! with the run's configuration on `--resume`), and the run engine's errors as exit codes.
 
 use crate::device::DeviceSpec;
+use crate::launch::Launch;
 use crate::{ExitWith, UserError};
 use clap::parser::ValueSource;
+use dropnas_train::parallel::peers::Parallel;
 use dropnas_train::run::config::{Control, GivenFlag};
 use dropnas_train::run::name::RunName;
 use dropnas_train::run::{RunError, RunOutcome, RunRequest, Start};
@@ -59,6 +61,28 @@ pub fn request<C>(
     spec: &DeviceSpec,
 ) -> RunRequest<C> {
     RunRequest { name, out_dir, start, control, device_name: spec.describe(), host_memory: *spec == DeviceSpec::Cpu }
+}
+
+/// The engine's request for a run on `launch`'s devices.
+pub fn request_on<C>(
+    name: RunName,
+    out_dir: PathBuf,
+    start: Start<C>,
+    control: Control,
+    launch: &Launch,
+) -> RunRequest<C> {
+    let mut req = request(name, out_dir, start, control, &launch.devices[0]);
+    req.device_name = launch.describe();
+    req
+}
+
+/// The devices of `launch` with their names and this process's node.
+pub fn parallel<D>(launch: &Launch, devices: Vec<D>) -> Parallel<D> {
+    Parallel {
+        devices,
+        names: launch.devices.iter().map(DeviceSpec::describe).collect(),
+        topology: launch.topology.clone(),
+    }
 }
 
 /// The run engine's error as the CLI reports it: the user's to fix (exit 2), a stop by a

@@ -1,15 +1,15 @@
 //! `dropnas search`: the one-level DropNAS search.
 
-use super::run::{Given, request, resume_start, run_error, say_finished};
-use crate::device::{BackendTask, DeviceSpec, dispatch};
+use super::run::{Given, parallel, request_on, resume_start, run_error, say_finished};
 use crate::folder_args::ImageFolderArgs;
+use crate::launch::{Launch, PeersTask, dispatch_peers};
 use anyhow::Result;
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_data::Dataset;
 use dropnas_search::{SearchConfig, SearchSettings, SearchTask};
 use dropnas_train::run::config::Control;
 use dropnas_train::run::name::RunName;
-use dropnas_train::run::{RunRequest, Start, run};
+use dropnas_train::run::{RunRequest, Start, run_parallel};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -35,13 +35,15 @@ pub struct SearchArgs {
     pub control: Control,
 }
 
-struct Search(RunRequest<SearchConfig>);
+struct Search(RunRequest<SearchConfig>, Launch);
 
-impl BackendTask for Search {
+impl PeersTask for Search {
     type Output = Result<()>;
 
-    fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<()> {
-        let o = run::<B, SearchTask<B>>(self.0, device, &mut crate::commands::report::draw_run).map_err(run_error)?;
+    fn run<B: DropnasAutodiffBackend>(self, devices: Vec<B::Device>) -> Result<()> {
+        let par = parallel(&self.1, devices);
+        let o =
+            run_parallel::<B, SearchTask<B>>(self.0, par, &mut crate::commands::report::draw_run).map_err(run_error)?;
         if o.already_finished {
             say_finished(&o);
             return Ok(());
@@ -55,8 +57,8 @@ impl BackendTask for Search {
 }
 
 pub fn run_command(args: SearchArgs, given: Given) -> Result<()> {
-    let spec = DeviceSpec::resolve(args.control.device.as_deref())?;
-    tracing::info!("device: {}", spec.describe());
+    let launch = Launch::resolve(&args.control)?;
+    tracing::info!("device: {}", launch.describe());
     let start = match args.dataset {
         Some(dataset) if !args.resume => {
             let folder = args.folder.resolve(dataset, None)?;
@@ -64,5 +66,6 @@ pub fn run_command(args: SearchArgs, given: Given) -> Result<()> {
         }
         _ => resume_start(&given, &args.settings, &[("dataset", serde_json::to_value(args.dataset)?)]),
     };
-    dispatch(&spec, Search(request(args.name, args.out_dir, start, args.control, &spec)))
+    let req = request_on(args.name, args.out_dir, start, args.control, &launch);
+    dispatch_peers(&launch, Search(req, launch.clone()))
 }

@@ -30,6 +30,30 @@ pub struct Control {
     /// cpu, cuda[:N] or wgpu[:N] [default: BURN_DEVICE, else the best compiled in]
     #[arg(long)]
     pub device: Option<String>,
+    /// Data parallelism: one peer per device of this comma-separated list (e.g. cpu,cpu or
+    /// cuda:0,cuda:1); each step's batch is split over the peers as DataParallel does
+    #[arg(long, conflicts_with = "device")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<String>,
+    /// The original's GPU list: --gpus 0,1 means --devices cuda:0,cuda:1
+    #[arg(long, conflicts_with_all = ["device", "devices"])]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<String>,
+    /// Processes (nodes) of a multi-node run, each with its own --devices [default: from Slurm's
+    /// SLURM_NTASKS or torchrun's WORLD_SIZE, else 1]
+    #[arg(long, value_parser = check::parse::at_least_one)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<usize>,
+    /// This process's place among the nodes, from 0 (node 0 writes the run folder) [default:
+    /// SLURM_PROCID or RANK]
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_rank: Option<usize>,
+    /// HOST:PORT of node 0, where it runs the collective's orchestrator [default: Slurm's first
+    /// node or MASTER_ADDR, and DROPNAS_PORT or MASTER_PORT, else port 29500]
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator: Option<String>,
     /// Also checkpoint every N steps inside an epoch (0: at the end of each epoch only)
     #[arg(long, default_value_t = 0)]
     pub checkpoint_every: usize,

@@ -14,7 +14,7 @@ pub const CHECKPOINT: &str = "checkpoint.ckpt";
 pub const BEST: &str = "best.ckpt";
 pub const CONFIG: &str = "config.json";
 pub const METRICS: &str = "metrics.jsonl";
-const LOCK: &str = ".lock";
+pub const LOCK: &str = ".lock";
 /// What a temporary file's name contains (`checkpoint.ckpt.tmp-1234`).
 const TMP_MARK: &str = ".tmp-";
 

@@ -301,6 +301,16 @@ pub struct Summary {
     /// The device the run went on (the last invocation's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// Data parallelism (the last invocation's): the devices of each node, the nodes, and the
+    /// time spent in the step's all-reduce (seconds per step, and its share of the step time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_reduce_s_per_step: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_reduce_share: Option<f64>,
     /// `[channels, height, width]` of the network input.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_shape: Option<[usize; 3]>,

@@ -19,6 +19,8 @@ pub mod signals;
 pub mod tensorboard;
 
 use crate::metrics::Meter;
+use crate::parallel::Share;
+use crate::parallel::peers::{Parallel, PeerGroup};
 use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader, Position};
 use config::{Control, GivenFlag, RunRecord, TaskConfig, differences, new_run_id};
 use data::{DataRequest, RunData, load_run_data};
@@ -34,6 +36,7 @@ use serde::de::DeserializeOwned;
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tensorboard::EventWriter;
 
@@ -158,7 +161,14 @@ pub trait RunTask<B: DropnasAutodiffBackend>: Sized {
     }
     /// Called before the first step of `epoch` (`fresh`: not resumed in its middle).
     fn start_epoch(&mut self, epoch: usize, fresh: bool) -> Result<EpochStart, RunError>;
-    fn step(&mut self, batch: &Batch) -> StepResult;
+    /// One training step on `batch`. With `share`, `batch` is this peer's sub-batch of a
+    /// data-parallel step: the step hands its gradients to [`Share::reduce`] after backward.
+    fn step(&mut self, batch: &Batch, share: Option<&Share<'_, B::InnerBackend>>) -> StepResult;
+    /// A CRC of the trained values (see [`crate::parallel::fingerprint`]): the debug check of a
+    /// data-parallel run asserts that every peer has the leader's after every step.
+    fn fingerprint(&self) -> Option<u32> {
+        None
+    }
     /// After the last step of `epoch`, with the epoch's mean loss, top-1 and top-5.
     fn end_epoch(&mut self, epoch: usize, train: [f64; 3], folder: &RunFolder) -> Result<EpochEnd, RunError>;
     /// When the run stops (finished or not): the task's files and summary fields.
@@ -197,11 +207,64 @@ pub struct RunOutcome {
 
 /// Runs (or continues) a run of task `T` on `device`. `on_epoch` is called with the run folder
 /// after every epoch's files are written (the CLI draws the plots there).
-pub fn run<B: DropnasAutodiffBackend, T: RunTask<B>>(
+pub fn run<B: DropnasAutodiffBackend, T: RunTask<B> + 'static>(
     req: RunRequest<T::Config>,
     device: B::Device,
     on_epoch: &mut dyn FnMut(&Path),
-) -> Result<RunOutcome, RunError> {
+) -> Result<RunOutcome, RunError>
+where
+    T::Config: Send + 'static,
+{
+    let name = req.device_name.clone();
+    run_parallel::<B, T>(req, Parallel::single(device, name), on_epoch)
+}
+
+/// [`run`] data-parallel over the devices of `par` and, with several nodes, over processes:
+/// node 0 writes the run folder; every other node runs in a scratch copy of it (read from the
+/// run folder on `--resume`) that it deletes at the end.
+pub fn run_parallel<B: DropnasAutodiffBackend, T: RunTask<B> + 'static>(
+    req: RunRequest<T::Config>,
+    par: Parallel<B::Device>,
+    on_epoch: &mut dyn FnMut(&Path),
+) -> Result<RunOutcome, RunError>
+where
+    T::Config: Send + 'static,
+{
+    if par.topology.rank == 0 {
+        return run_here::<B, T>(req, par, on_epoch);
+    }
+    let real = req.out_dir.join(req.name.as_str());
+    let scratch = std::env::temp_dir().join(format!("dropnas-node{}-{}", par.topology.rank, std::process::id()));
+    let copy = || -> std::io::Result<()> {
+        std::fs::create_dir_all(scratch.join(req.name.as_str()))?;
+        if matches!(req.start, Start::Resume(_)) {
+            for entry in std::fs::read_dir(&real)? {
+                let entry = entry?;
+                if entry.file_type()?.is_file() && entry.file_name() != folder::LOCK {
+                    std::fs::copy(entry.path(), scratch.join(req.name.as_str()).join(entry.file_name()))?;
+                }
+            }
+        }
+        Ok(())
+    };
+    copy().map_err(|e| {
+        RunError::Config(format!("node {}: reading the run folder {}: {e}", par.topology.rank, real.display()))
+    })?;
+    let req = RunRequest { out_dir: scratch.clone(), ..req };
+    let outcome = run_here::<B, T>(req, par, &mut |_| {});
+    let _ = std::fs::remove_dir_all(&scratch);
+    outcome.map(|o| RunOutcome { folder: real, ..o })
+}
+
+fn run_here<B: DropnasAutodiffBackend, T: RunTask<B> + 'static>(
+    req: RunRequest<T::Config>,
+    par: Parallel<B::Device>,
+    on_epoch: &mut dyn FnMut(&Path),
+) -> Result<RunOutcome, RunError>
+where
+    T::Config: Send + 'static,
+{
+    let device = par.devices[0].clone();
     signals::install();
     signals::clear();
     let mode = match req.start {
@@ -209,7 +272,7 @@ pub fn run<B: DropnasAutodiffBackend, T: RunTask<B>>(
         Start::Resume(_) => OpenMode::Resume,
     };
     let folder = RunFolder::open(&req.out_dir, &req.name, mode)?;
-    let runner = Runner::<B, T> { folder, req, device, first_step_done: Cell::new(false), task: PhantomData };
+    let runner = Runner::<B, T> { folder, req, device, par, first_step_done: Cell::new(false), task: PhantomData };
     match runner.go(on_epoch) {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
@@ -229,11 +292,15 @@ struct Runner<B: DropnasAutodiffBackend, T: RunTask<B>> {
     folder: RunFolder,
     req: RunRequest<T::Config>,
     device: B::Device,
+    par: Parallel<B::Device>,
     first_step_done: Cell<bool>,
     task: PhantomData<T>,
 }
 
-impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
+impl<B: DropnasAutodiffBackend, T: RunTask<B> + 'static> Runner<B, T>
+where
+    T::Config: Send + 'static,
+{
     /// The run's record and, on resume, its checkpoint, checked against each other and against
     /// the command line.
     #[allow(clippy::type_complexity)]
@@ -296,7 +363,7 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
             cutout: T::cutout(&cfg),
             with_test: T::needs_test_set(),
         };
-        let data = load_run_data(&request, &self.req.control)?;
+        let data = Arc::new(load_run_data(&request, &self.req.control)?);
         if let Some(r) = &record {
             let diffs = data.identity.differences(&r.data);
             if !diffs.is_empty() {
@@ -342,6 +409,12 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
             }
         };
 
+        let mut group = if self.par.is_parallel() {
+            Some(PeerGroup::<B>::start::<T>(&self.par, &cfg, &data, &task)?)
+        } else {
+            None
+        };
+
         let hidden = indicatif::ProgressBar::hidden();
         let folder = &self.folder;
         let resuming = record.is_some();
@@ -360,6 +433,24 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
         );
         for note in &data.notes {
             folder.say(&hidden, note);
+        }
+        if self.par.is_parallel() {
+            let t = &self.par.topology;
+            folder.say(
+                &hidden,
+                &format!(
+                    "data parallel: {} peers ({} on each of {} node{}: {}), node {} of {} ({}); batch {} split as DataParallel does",
+                    self.par.total_peers(),
+                    self.par.devices.len(),
+                    t.nodes,
+                    if t.nodes == 1 { "" } else { "s" },
+                    self.par.names.join(", "),
+                    t.rank,
+                    t.nodes,
+                    t.source,
+                    basics.batch_size,
+                ),
+            );
         }
         let mut warnings = data.warnings.clone();
         if basics.batch_size > loader.len() {
@@ -416,6 +507,9 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
         };
 
         let mut stopped = false;
+        // this invocation's time in steps (for the all-reduce's share)
+        let mut step_time = Duration::ZERO;
+        let mut asked_stop: Option<i32> = None;
         for epoch in pos.epoch..basics.epochs {
             let first = if epoch == pos.epoch { pos.step } else { 0 };
             if first == 0 {
@@ -423,17 +517,34 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
                 pos.terms = LossMeters::default();
             }
             let start = task.start_epoch(epoch, first == 0)?;
+            if let Some(g) = &group {
+                g.start_epoch(epoch, first == 0);
+            }
             live.progress.start_epoch(epoch, basics.epochs, first);
             folder.say(&live.progress.bar, &start.message);
             for (step, batch) in (first..).zip(loader.epoch(epoch, first)) {
                 let batch = batch?;
                 if let Some(signal) = signals::stop_requested() {
-                    live.progress.finish();
-                    pos.events_len = live.flush()?;
-                    return Err(self.interrupted(signal, &task, &pos, &save));
+                    match &group {
+                        // several nodes: the stop travels with the next all-reduce, so that
+                        // every node stops after the same step
+                        Some(g) if self.par.topology.nodes > 1 => {
+                            g.ask_stop();
+                            asked_stop = Some(signal);
+                        }
+                        _ => {
+                            live.progress.finish();
+                            pos.events_len = live.flush()?;
+                            return Err(self.interrupted(signal, &task, &pos, &save));
+                        }
+                    }
                 }
                 let t0 = Instant::now();
-                let r = task.step(&batch);
+                let r = match &group {
+                    Some(g) => g.step(&mut task, &batch),
+                    None => task.step(&batch, None),
+                };
+                step_time += t0.elapsed();
                 self.first_step_done.set(true);
                 if !r.loss.is_finite() {
                     live.progress.finish();
@@ -467,6 +578,16 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
                     step_s: Some(t0.elapsed().as_secs_f64()),
                 };
                 live.step(&line, &pos, n)?;
+                if group.as_ref().is_some_and(|g| g.stop_seen()) {
+                    live.progress.finish();
+                    pos.events_len = live.flush()?;
+                    let signal = asked_stop.unwrap_or(libc::SIGTERM);
+                    let e = self.interrupted(signal, &task, &pos, &save);
+                    if let Some(g) = group.take() {
+                        g.finish();
+                    }
+                    return Err(e);
+                }
                 let out_of_steps = control.max_steps.is_some_and(|m| pos.global_step >= m);
                 let every = control.checkpoint_every;
                 let mid_epoch = every > 0 && pos.step.is_multiple_of(every) && pos.step < steps_per_epoch;
@@ -522,6 +643,27 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
             device: Some(self.req.device_name.clone()),
             ..Summary::default()
         };
+        if let Some(g) = group.take() {
+            let (spent, calls) = g.all_reduce_time();
+            g.finish();
+            summary.devices = Some(self.par.names.clone());
+            summary.nodes = Some(self.par.topology.nodes);
+            if calls > 0 {
+                summary.all_reduce_s_per_step = Some(spent.as_secs_f64() / calls as f64);
+                summary.all_reduce_share = Some(spent.as_secs_f64() / step_time.as_secs_f64().max(1e-9));
+                folder.say(
+                    &hidden,
+                    &format!(
+                        "all-reduce: {:.1} ms per step, {:.1}% of the step time ({} peers on {} node{})",
+                        1e3 * spent.as_secs_f64() / calls as f64,
+                        100.0 * spent.as_secs_f64() / step_time.as_secs_f64().max(1e-9),
+                        self.par.total_peers(),
+                        self.par.topology.nodes,
+                        if self.par.topology.nodes == 1 { "" } else { "s" },
+                    ),
+                );
+            }
+        }
         task.finish(folder, !stopped, &mut summary)?;
         folder.write_json("summary.json", &summary)?;
         on_epoch(&folder.root);
