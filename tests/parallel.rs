@@ -2,7 +2,8 @@
 //! checked bit-identical after every step), a batch too small for the peers, and two processes
 //! on localhost (`--nodes 2 --node-rank 0|1 --coordinator 127.0.0.1:PORT`) that give the result
 //! of the two in-process peers, resume after a `kill -9` of both, and stop with a message
-//! naming the lost node when one of them dies.
+//! naming the lost node when one of them dies; the same two processes started by Slurm's
+//! `srun -n 2` (a one-node cluster on localhost: `tools/slurm-local.sh`, started by `.ci/run`).
 
 mod common;
 
@@ -190,5 +191,39 @@ fn two_processes_equal_two_peers_resume_after_kill_9_and_stop_when_one_dies() {
         // the last checkpoint stays readable
         assert!(checkpoint_head(&ckpt).is_some());
     }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Whether a Slurm cluster answers here (`srun` runs jobs).
+fn slurm_answers() -> bool {
+    Command::new("timeout")
+        .args(["10", "sinfo", "-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("idle"))
+}
+
+#[test]
+fn srun_with_two_tasks_equals_two_peers() {
+    let mnist = require_data!("mnist");
+    if !slurm_answers() {
+        let msg = "no Slurm cluster answers (start one with tools/slurm-local.sh)";
+        assert!(!common::in_ci(), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+        return;
+    }
+    let out = tmp("srun");
+    ok(&dropnas().args(args(&search_line("peers", "--devices cpu,cpu"), &mnist, &out)).output().unwrap());
+    // srun passes the environment on; each task reads SLURM_NTASKS, SLURM_PROCID and the port
+    let mut srun = Command::new("srun");
+    srun.args(["-n", "2", "--kill-on-bad-exit=1", "--time=3", env!("CARGO_BIN_EXE_dropnas")])
+        .args(args(&search_line("srun", ""), &mnist, &out))
+        .env("DROPNAS_PORT", free_port().to_string())
+        .env("DROPNAS_CHECK_PEERS", "1")
+        .env("RUST_LOG", "warn");
+    let o = srun.output().expect("cannot start srun");
+    ok(&o);
+    assert_same(&outcome(&out.join("srun")), &outcome(&out.join("peers")), "srun -n 2 vs 2 peers in one process");
+    let s = read_json(&out.join("srun/summary.json"));
+    assert_eq!(s["nodes"], 2);
     let _ = std::fs::remove_dir_all(&out);
 }
