@@ -3,9 +3,11 @@
 
 use crate::UserError;
 use crate::device::{BackendTask, DeviceSpec, dispatch};
+use crate::launch::{Launch, PeersTask, dispatch_peers};
 use anyhow::Result;
 use dropnas_core::DropnasAutodiffBackend;
-use dropnas_search::bench::{BenchConfig, BenchResult, bench_search, peak_rss_mib, summarize};
+use dropnas_search::bench::{BenchConfig, BenchResult, bench_search, bench_search_peers, peak_rss_mib, summarize};
+use dropnas_train::run::config::Control;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchCommand {
@@ -61,7 +63,15 @@ impl BackendTask for AugmentBench {
         )
         .map_err(UserError::new)?;
         let (median_s, min_s, max_s) = summarize(times);
-        Ok(BenchResult { median_s, min_s, max_s, peak_rss_mib: peak_rss_mib(), steps: a.steps })
+        Ok(BenchResult {
+            median_s,
+            min_s,
+            max_s,
+            peak_rss_mib: peak_rss_mib(),
+            steps: a.steps,
+            peers: None,
+            all_reduce_share: None,
+        })
     }
 }
 
@@ -94,6 +104,9 @@ pub struct SearchBenchArgs {
     /// cpu, cuda[:N] or wgpu[:N] [default: BURN_DEVICE, else the best compiled in]
     #[arg(long)]
     pub device: Option<String>,
+    /// Data-parallel peers, one per device (e.g. cpu,cpu): also reports the all-reduce's share
+    #[arg(long, conflicts_with = "device")]
+    pub devices: Option<String>,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
@@ -101,10 +114,10 @@ pub struct SearchBenchArgs {
 
 struct SearchBench(SearchBenchArgs);
 
-impl BackendTask for SearchBench {
+impl PeersTask for SearchBench {
     type Output = Result<BenchResult>;
 
-    fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<BenchResult> {
+    fn run<B: DropnasAutodiffBackend>(self, devices: Vec<B::Device>) -> Result<BenchResult> {
         let a = self.0;
         let cfg = BenchConfig {
             layers: a.layers,
@@ -118,7 +131,12 @@ impl BackendTask for SearchBench {
             drop_rate: a.drop_rate,
             search_space: a.search_space,
         };
-        bench_search::<B>(&cfg, device).map_err(|e| UserError::new(e).into())
+        let r = if devices.len() > 1 {
+            bench_search_peers::<B>(&cfg, devices)
+        } else {
+            bench_search::<B>(&cfg, devices.into_iter().next().expect("one device"))
+        };
+        r.map_err(|e| UserError::new(e).into())
     }
 }
 
@@ -135,17 +153,25 @@ fn print(result: &BenchResult, json: bool, what: &str, spec: &DeviceSpec) {
             result.steps,
             result.peak_rss_mib
         );
+        if let (Some(peers), Some(share)) = (result.peers, result.all_reduce_share) {
+            println!("  {peers} data-parallel peers: all-reduce {:.1}% of the step time", 100.0 * share);
+        }
     }
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Search(a) => {
-            let spec = DeviceSpec::resolve(a.device.as_deref())?;
+            let launch = Launch::resolve(&Control {
+                device: a.device.clone(),
+                devices: a.devices.clone(),
+                ..Control::default()
+            })?;
             let json = a.json;
             let what =
                 format!("search step (layers {}, channels {}, batch {})", a.layers, a.init_channels, a.batch_size);
-            let r = dispatch(&spec, SearchBench(a))?;
+            let spec = launch.devices[0].clone();
+            let r = dispatch_peers(&launch, SearchBench(a))?;
             print(&r, json, &what, &spec);
         }
         BenchCommand::Augment(a) => {
