@@ -101,11 +101,11 @@ impl Lifelines {
             std::thread::spawn(move || {
                 let mut b = [0u8; 1];
                 let said_bye = matches!(s.read(&mut b), Ok(1) if b[0] == BYE);
-                if said_bye {
-                    *byes.lock().expect("bye count") += 1;
-                } else if !leaving.load(Ordering::SeqCst) {
+                if !said_bye && !leaving.load(Ordering::SeqCst) {
                     fatal(&format!("node {rank}: lost peer node {other} (its connection closed: the process ended)"));
                 }
+                // gone either way: a node that ends while this one leaves needs no wait
+                *byes.lock().expect("bye count") += 1;
             });
         }
     }
