@@ -2,7 +2,7 @@
 //! warm-up) and report peak memory, to compare with `tools/reference/bench_*.py`.
 
 use crate::UserError;
-use crate::device::{BackendTask, DeviceSpec, dispatch};
+use crate::device::DeviceSpec;
 use crate::launch::{Launch, PeersTask, dispatch_peers};
 use anyhow::Result;
 use dropnas_core::DropnasAutodiffBackend;
@@ -40,6 +40,9 @@ pub struct AugmentBenchArgs {
     /// cpu, cuda[:N] or wgpu[:N] [default: BURN_DEVICE, else the best compiled in]
     #[arg(long)]
     pub device: Option<String>,
+    /// Data-parallel peers, one per device (e.g. cpu,cpu): also reports the all-reduce's share
+    #[arg(long, conflicts_with = "device")]
+    pub devices: Option<String>,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
@@ -47,21 +50,40 @@ pub struct AugmentBenchArgs {
 
 struct AugmentBench(AugmentBenchArgs, dropnas_core::Genotype);
 
-impl BackendTask for AugmentBench {
+impl PeersTask for AugmentBench {
     type Output = Result<BenchResult>;
 
-    fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Result<BenchResult> {
+    fn run<B: DropnasAutodiffBackend>(self, devices: Vec<B::Device>) -> Result<BenchResult> {
         let a = self.0;
-        let times = dropnas_train::augment::bench::bench_augment::<B>(
-            self.1,
-            a.layers,
-            a.init_channels,
-            a.batch_size,
-            a.steps,
-            a.warmup,
-            device,
-        )
-        .map_err(UserError::new)?;
+        let (times, share) = if devices.len() > 1 {
+            let (peers, (t, s)) = (
+                devices.len(),
+                dropnas_train::parallel::bench::bench_augment_peers::<B>(
+                    self.1,
+                    a.layers,
+                    a.init_channels,
+                    a.batch_size,
+                    a.steps,
+                    a.warmup,
+                    devices,
+                )
+                .map_err(UserError::new)?,
+            );
+            (t, Some((peers, s)))
+        } else {
+            let device = devices.into_iter().next().expect("one device");
+            let t = dropnas_train::augment::bench::bench_augment::<B>(
+                self.1,
+                a.layers,
+                a.init_channels,
+                a.batch_size,
+                a.steps,
+                a.warmup,
+                device,
+            )
+            .map_err(UserError::new)?;
+            (t, None)
+        };
         let (median_s, min_s, max_s) = summarize(times);
         Ok(BenchResult {
             median_s,
@@ -69,8 +91,8 @@ impl BackendTask for AugmentBench {
             max_s,
             peak_rss_mib: peak_rss_mib(),
             steps: a.steps,
-            peers: None,
-            all_reduce_share: None,
+            peers: share.map(|s| s.0),
+            all_reduce_share: share.map(|s| s.1),
         })
     }
 }
@@ -175,12 +197,14 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             print(&r, json, &what, &spec);
         }
         BenchCommand::Augment(a) => {
-            let spec = DeviceSpec::resolve(a.device.as_deref())?;
+            let control = Control { device: a.device.clone(), devices: a.devices.clone(), ..Control::default() };
+            let launch = Launch::resolve(&control)?;
             let genotype = crate::genotype_arg::resolve_genotype(&a.genotype)?;
             let json = a.json;
             let what =
                 format!("augment step (layers {}, channels {}, batch {})", a.layers, a.init_channels, a.batch_size);
-            let r = dispatch(&spec, AugmentBench(a, genotype))?;
+            let spec = launch.devices[0].clone();
+            let r = dispatch_peers(&launch, AugmentBench(a, genotype))?;
             print(&r, json, &what, &spec);
         }
     }

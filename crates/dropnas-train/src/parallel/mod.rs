@@ -11,6 +11,7 @@
 //! is the gradient of the whole batch's mean loss, even when the split is uneven, and every
 //! peer takes the same step. Peer 0 (the leader) alone writes the run folder.
 
+pub mod bench;
 pub mod collective;
 pub mod fingerprint;
 pub mod flat;
