@@ -329,8 +329,14 @@ pub fn hostname() -> String {
     if ok { String::from_utf8_lossy(&buf[..end]).into_owned() } else { "localhost".into() }
 }
 
-/// Whether a process `pid` exists on this host.
+/// Whether a process `pid` runs on this host (a zombie, dead but not yet reaped by whoever
+/// adopted it, does not).
 pub fn pid_alive(pid: u32) -> bool {
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `PID (COMM) STATE ...`; COMM may hold spaces and parentheses
+        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next());
+        return !matches!(state, Some('Z' | 'X'));
+    }
     let Ok(pid) = i32::try_from(pid) else { return false };
     // SAFETY: signal 0 only checks that the process exists
     unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
