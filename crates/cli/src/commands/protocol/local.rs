@@ -1,11 +1,13 @@
 //! Runs a protocol on this machine: a queue of at most K runs at once, each on one device of
-//! `--devices` (`--device` passed to it), a retraining as soon as its search is done. A failed
+//! `--devices` (`--device` passed to it), a retraining as soon as its search is done; runs
+//! start one after the other, each once the one before has its data. A failed
 //! run does not stop the others (the retrainings of a failed search are skipped). SIGINT or
 //! SIGTERM is passed on once to every running run, which checkpoints and stops; the protocol
 //! then exits with 130 or 143, and running it again resumes them.
 
 use super::exec::{Launch, launch, record_end, record_start, spawn};
 use super::manifest::{Attempt, Manifest, RunState};
+use dropnas_train::run::folder::CONFIG;
 use dropnas_train::run::signals;
 use std::collections::HashSet;
 use std::path::Path;
@@ -77,7 +79,10 @@ pub fn run(dir: &Path, manifest: &mut Manifest, slots: &[Option<String>]) -> any
             ));
         }
         let mut startable = false;
-        if stopping.is_none() {
+        // one run at a time reads its data for the first time (it writes config.json once the
+        // data is there): a missing data set is downloaded once, not by K runs into one folder
+        let warming = running.iter().any(|r| !dir.join(&manifest.runs[r.run].run.folder).join(CONFIG).is_file());
+        if stopping.is_none() && !warming {
             for idx in 0..manifest.runs.len() {
                 let Some(slot) = (0..slots.len()).find(|s| running.iter().all(|r| r.slot != *s)) else { break };
                 let e = &manifest.runs[idx];
@@ -117,6 +122,9 @@ pub fn run(dir: &Path, manifest: &mut Manifest, slots: &[Option<String>]) -> any
                 say(&format!("{} {how}{on} (PID {})", run.name, child.id()));
                 running.push(Running { run: idx, slot, child, attempt });
                 changed = true;
+                if !dir.join(&run.folder).join(CONFIG).is_file() {
+                    break;
+                }
             }
         }
         if running.is_empty() && !changed && (stopping.is_some() || !startable) {

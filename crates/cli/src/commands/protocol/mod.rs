@@ -148,6 +148,13 @@ fn run_protocol(args: RunArgs) -> Result<()> {
         manifest.slurm = old.slurm;
     }
     manifest.refresh(&dir);
+    // the runs of a protocol killed a moment ago checkpoint and stop (SIGTERM when their parent
+    // died): give them the time to
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while manifest.runs.iter().any(|e| e.state == RunState::Running) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        manifest.refresh(&dir);
+    }
     if let Some(e) = manifest.runs.iter().find(|e| e.state == RunState::Running) {
         return Err(UserError::new(format!(
             "{} is running ({}); wait for it to end before running the protocol again",
@@ -262,13 +269,13 @@ fn print_status(dir: &Path, m: &Manifest, r: &results::Results) {
     println!("\nprotocol {} ({}): {} runs: {}", m.name, m.dataset, m.runs.len(), counts.join(", "));
     let w = m.runs.iter().map(|e| e.run.name.as_str().len()).max().unwrap_or(0);
     for e in &m.runs {
-        let result = r
-            .genotypes
-            .iter()
-            .flat_map(|g| &g.retrainings)
-            .find(|x| x.name == e.run.name)
-            .and_then(|x| x.best_top1)
-            .map(|b| format!("best top-1 {b:.2}%"));
+        let retrained = r.genotypes.iter().flat_map(|g| &g.retrainings).find(|x| x.name == e.run.name);
+        let searched = r.genotypes.iter().find(|g| g.search == e.run.name);
+        let result = match (retrained, searched) {
+            (Some(x), _) => x.best_top1.map(|b| format!("best top-1 {b:.2}%")),
+            (_, Some(g)) => g.search_time_s.map(|t| format!("searched in {}", dropnas_report::report::duration(t))),
+            _ => None,
+        };
         let detail = result.or(e.detail.clone()).unwrap_or_default();
         println!("  {:w$}  {:7}  {:7}  {detail}", e.run.name.as_str(), e.run.kind.as_str(), e.state.as_str());
     }
