@@ -31,6 +31,15 @@ fn slurm_up() -> bool {
     false
 }
 
+/// Cancels the jobs when the test ends (a failed test leaves nothing in the queue).
+struct CancelOnDrop(Vec<String>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("scancel").args(&self.0).output();
+    }
+}
+
 fn protocol(cwd: &Path, args: &[&str]) -> Output {
     dropnas().current_dir(cwd).arg("protocol").args(args).output().expect("cannot start dropnas")
 }
@@ -69,7 +78,8 @@ fn a_protocol_runs_as_slurm_job_arrays_and_its_last_job_writes_the_results() {
     assert_eq!(read_json(&root.join("protocol.json"))["slurm"]["jobs"], Value::Array(vec![]));
     assert!(!root.join("searchs").exists());
 
-    let out = ok(&protocol(tmp.path(), &["run", &file, "--slurm", "--sbatch=--time=10"]));
+    // submitted held, to look at the dependencies before anything runs
+    let out = ok(&protocol(tmp.path(), &["run", &file, "--slurm", "--sbatch=--time=10", "--sbatch=--hold"]));
     let m = read_json(&root.join("protocol.json"));
     let jobs: Vec<(String, String)> = m["slurm"]["jobs"]
         .as_array()
@@ -83,6 +93,21 @@ fn a_protocol_runs_as_slurm_job_arrays_and_its_last_job_writes_the_results() {
     common::user_error(&protocol(tmp.path(), &["run", &file, "--slurm"]), &["still queued or running", "scancel"]);
 
     let ids: Vec<&str> = jobs.iter().map(|(_, id)| id.as_str()).collect();
+    let _cancel = CancelOnDrop(ids.iter().map(|s| s.to_string()).collect());
+    let dependency = |id: &str| {
+        let q = Command::new("squeue").args(["-h", "-r", "-o", "%E", "-j", id]).output().unwrap();
+        String::from_utf8_lossy(&q.stdout).lines().map(|l| l.trim().to_string()).collect::<Vec<_>>()
+    };
+    // each retraining task waits for its own search task; the results job for all
+    for augment in &ids[1..3] {
+        let deps = dependency(augment);
+        assert_eq!(deps.len(), 2, "{deps:?}");
+        assert!(deps.iter().all(|d| d.starts_with(&format!("aftercorr:{}_", ids[0]))), "{deps:?}");
+    }
+    let deps = dependency(ids[3]);
+    assert!(deps[0].starts_with(&format!("afterany:{}_*", ids[0])) && deps[0].contains(ids[2]), "{deps:?}");
+    let release = Command::new("scontrol").args(["release", &ids.join(",")]).output().unwrap();
+    assert!(release.status.success(), "{}", String::from_utf8_lossy(&release.stderr));
     let deadline = Instant::now() + Duration::from_secs(170);
     loop {
         let q = Command::new("squeue").args(["-h", "-o", "%i %T %r", "-j", &ids.join(",")]).output().unwrap();
