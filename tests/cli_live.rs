@@ -226,3 +226,39 @@ fn eval_and_info_take_their_defaults_from_what_they_describe() {
     assert!(text.contains("14 cells, 16 initial channels") && text.contains("3,239,674 parameters"), "{text}");
     assert!(text.contains("MB in the original's unit"), "{text}");
 }
+
+#[test]
+fn every_search_reports_its_collapse_figures() {
+    let mnist = require_data!("mnist");
+    let tmp = tempfile::tempdir().unwrap();
+    ok(&run(search(&mnist, tmp.path(), "c", "")));
+    let dir = tmp.path().join("c");
+    for e in metrics(&dir, "epoch") {
+        for k in ["skip_connects_normal", "skip_connects_reduce", "param_free_normal", "alpha_entropy_normal"] {
+            assert!(e[k].is_number(), "epoch line lacks {k}: {e}");
+        }
+        // near uniform after a few steps: the mean entropy is close to ln(8)
+        let h = num(&e, "alpha_entropy_normal");
+        assert!(h <= 8f64.ln() + 1e-9 && h > 0.9 * 8f64.ln(), "entropy {h}");
+        // the skip count is the genotype's (derived the original's way)
+        let g = e["genotype"].as_str().unwrap();
+        let normal = &g[..g.find("normal_concat").unwrap()];
+        assert_eq!(num(&e, "skip_connects_normal") as usize, normal.matches("skip_connect").count());
+    }
+    let alphas = common::read_jsonl(&dir.join("alphas.jsonl"));
+    assert_eq!(alphas[0]["entropy_normal"].as_array().unwrap().len(), 14);
+    let events = decode_records(&std::fs::read(dir.join(EVENTS_FILE)).unwrap()).unwrap();
+    let tags: std::collections::BTreeSet<&str> =
+        events.iter().flat_map(|e| e.scalars.iter().map(|(t, _)| t.as_str())).collect();
+    assert!(tags.contains("search/skip_count") && tags.contains("search/alpha_entropy"), "{tags:?}");
+    assert!(dir.join("plots/collapse.svg").is_file() && dir.join("plots/collapse.png").is_file());
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("![collapse monitor](plots/collapse.svg)"));
+
+    // --max-skip-connects 0: no skip-connect in the normal cell of the genotype
+    ok(&run(search(&mnist, tmp.path(), "k", "--max-skip-connects 0")));
+    let g = std::fs::read_to_string(tmp.path().join("k/genotype.txt")).unwrap();
+    let normal = &g[..g.find("normal_concat").unwrap()];
+    assert!(!normal.contains("skip_connect"), "{g}");
+    assert!(metrics(&tmp.path().join("k"), "epoch")[0]["skip_connects_replaced"].is_number());
+}

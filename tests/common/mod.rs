@@ -270,3 +270,39 @@ pub fn kill_when(args: &[String], checkpoint: &Path, timeout_s: u64, when: impl 
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// A synthetic image of class `class` (0..3), `w x h`: the class's colour channel raised, stripes
+/// whose slant depends on the class, and noise from `seed`. Easy to tell apart, even cropped.
+pub fn class_picture(class: usize, w: u32, h: u32, seed: u64) -> image::RgbImage {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    image::RgbImage::from_fn(w, h, |px, py| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let n = (x % 40) as u8;
+        let stripe = if ((px + py * class as u32) / 3).is_multiple_of(2) { 50 } else { 0 };
+        let mut p = [n, n, n];
+        p[class % 3] = p[class % 3].saturating_add(150 + stripe);
+        image::Rgb(p)
+    })
+}
+
+/// Writes an image folder under `root`: `train/` with `train_per_class` and `val/` with
+/// `val_per_class` images of each of `classes`, alternately PNG and JPEG, of varied sizes (the
+/// third class's files sit in a sub-folder).
+pub fn write_image_folder(root: &Path, classes: &[&str], train_per_class: usize, val_per_class: usize) {
+    for (split, n) in [("train", train_per_class), ("val", val_per_class)] {
+        for (c, class) in classes.iter().enumerate() {
+            let dir = root.join(split).join(class);
+            let dir = if c == 2 { dir.join("more") } else { dir };
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..n {
+                let (w, h) = (20 + (i as u32 * 7) % 29, 18 + (i as u32 * 11) % 31);
+                let ext = if i % 2 == 0 { "png" } else { "jpg" };
+                let seed = (c * 1000 + i) as u64 + if split == "val" { 500 } else { 0 };
+                let path = dir.join(format!("{i:03}.{ext}"));
+                class_picture(c, w, h, seed).save(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+        }
+    }
+}

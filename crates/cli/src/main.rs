@@ -2,6 +2,7 @@
 
 mod commands;
 mod device;
+mod folder_args;
 mod genotype_arg;
 mod quiet_panics;
 
@@ -55,7 +56,7 @@ pub(crate) struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Parameter counts of an augment network (--genotype) or of the search supernet (--search)
+    /// Parameters and multiply-adds of an augment network (--genotype) or of the search supernet (--search)
     Info(commands::info::InfoArgs),
     /// Search a cell architecture with one-level DropNAS
     Search(Box<commands::search::SearchArgs>),

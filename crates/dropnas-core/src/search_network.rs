@@ -15,19 +15,32 @@ use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-/// 3x3 conv (in -> 3C) then affine BN; shared by the search and augment networks.
+/// 3x3 conv (in -> 3C) then affine BN; shared by the search and augment networks. In DARTS'
+/// ImageNet network it is `stem1`: ReLU, 3x3 conv with stride 2, affine BN.
 #[derive(Module, Debug)]
 pub struct Stem<B: Backend> {
     pub conv: Conv2d<B>,
     pub bn: BatchNorm2d<B>,
+    /// A ReLU before the convolution (the ImageNet `stem1` only; it follows `stem0`'s BN).
+    pub relu: bool,
 }
 
 impl<B: DropnasBackend> Stem<B> {
     pub fn new(c_in: usize, c_out: usize, device: &B::Device) -> Self {
-        Self { conv: ConvSpec::square(c_in, c_out, 3, 1, 1).init(device), bn: BatchNorm2d::new(c_out, true, device) }
+        Self {
+            conv: ConvSpec::square(c_in, c_out, 3, 1, 1).init(device),
+            bn: BatchNorm2d::new(c_out, true, device),
+            relu: false,
+        }
+    }
+
+    /// DARTS' ImageNet `stem1`: ReLU, 3x3 conv `c -> c` with stride 2, BN.
+    pub fn imagenet(c: usize, device: &B::Device) -> Self {
+        Self { conv: ConvSpec::square(c, c, 3, 2, 1).init(device), bn: BatchNorm2d::new(c, true, device), relu: true }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let x = if self.relu { burn::tensor::activation::relu(x) } else { x };
         self.bn.forward(self.conv.forward(x))
     }
 }

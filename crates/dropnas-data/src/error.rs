@@ -196,9 +196,70 @@ pub enum DataError {
         dataset: String,
     },
 
-    /// A name that is not one of the four data sets.
-    #[error("unknown data set {0:?}: expected one of cifar10, cifar100, mnist, fashion-mnist")]
+    /// A name that is not one of the data sets.
+    #[error("unknown data set {0:?}: expected one of cifar10, cifar100, mnist, fashion-mnist, imagefolder")]
     UnknownDataset(String),
+
+    /// An image folder without the expected layout (no `train/` or `val/`, no class folders).
+    #[error(
+        "{}: {problem}. An image-folder data set holds DIR/train/CLASS/*.jpg (or .jpeg, .png; sub-folders \
+         allowed) and DIR/val/CLASS/... with the same class folders (README: \"Your own images\")",
+        dir.display()
+    )]
+    FolderLayout {
+        /// The data dir that was given.
+        dir: PathBuf,
+        /// What is wrong, in words.
+        problem: String,
+    },
+
+    /// A class folder without one usable image.
+    #[error(
+        "{}: this class folder holds no usable .jpg/.jpeg/.png image ({skipped} skipped as unreadable, {ignored} \
+         without an image extension); add images or remove the folder (every class needs images in train/ and val/)",
+        folder.display()
+    )]
+    EmptyClass {
+        /// The class folder.
+        folder: PathBuf,
+        /// Image files in it that cannot be read.
+        skipped: usize,
+        /// Other files in it.
+        ignored: usize,
+    },
+
+    /// The evaluation folder's classes are not the training folder's.
+    #[error(
+        "{}: its class folders must be those of train/ (labels are positions in the sorted class list): {}{}",
+        dir.display(),
+        if missing.is_empty() { String::new() } else { format!("missing {}", missing.join(", ")) },
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!("{}not in train/: {}", if missing.is_empty() { "" } else { "; " }, extra.join(", "))
+        }
+    )]
+    ClassMismatch {
+        /// The evaluation folder.
+        dir: PathBuf,
+        /// Training classes without a folder here.
+        missing: Vec<String>,
+        /// Folders here that are not training classes.
+        extra: Vec<String>,
+    },
+
+    /// An image whose header read when its folder was opened but whose data does not decode.
+    #[error(
+        "{}: cannot decode this image: {reason}. Replace the file with a good copy (or delete it and restart the run: \
+         the file list, and so the sample order, changes) and --resume",
+        path.display()
+    )]
+    Decode {
+        /// The image file.
+        path: PathBuf,
+        /// What the decoder reported.
+        reason: String,
+    },
 
     /// An option that cannot work (batch size 0, an image set of the wrong shape...).
     #[error("invalid data option: {0}")]

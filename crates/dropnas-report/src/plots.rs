@@ -475,6 +475,78 @@ pub fn curves_figure(title: &str, kind: RunKind, m: &Metrics) -> Option<PanelFig
     })
 }
 
+/// The collapse monitor of a search over the epochs: skip-connects in the derived cells, the
+/// share of parameter-free ops, and the mean entropy of the edges' softmaxed alphas against the
+/// uniform level `ln(n_ops)`. `None` unless the epoch lines have them.
+pub fn collapse_figure(title: &str, m: &Metrics, n_ops: usize) -> Option<PanelFigure> {
+    let rows: Vec<_> = m.epochs.iter().filter(|e| e.skip_connects_normal.is_some()).collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let marker = if rows.len() <= 40 { 3.0 } else { 1.5 };
+    let series = |label: &str, colour: Rgb, f: &dyn Fn(&crate::run::EpochLine) -> Option<f64>| {
+        let mut l =
+            Line::new(label, colour, rows.iter().filter_map(|e| f(e).map(|v| (f64::from(e.epoch), v))).collect());
+        l.marker = marker;
+        l
+    };
+    let level = |label: &str, y: f64| {
+        let x1 = rows.iter().map(|e| f64::from(e.epoch)).fold(1.0, f64::max);
+        let mut l = Line::new(label, Rgb(0x44, 0x44, 0x44), vec![(0.0, y), (x1, y)]);
+        l.dashed = true;
+        l.width = 1.5;
+        l
+    };
+    let skips = vec![
+        series("normal cell", TRAIN, &|e| e.skip_connects_normal.map(f64::from)),
+        series("reduction cell", TEST, &|e| e.skip_connects_reduce.map(f64::from)),
+        level("warning level: 3 in the normal cell", 3.0),
+    ];
+    let free = vec![
+        series("normal cell", TRAIN, &|e| e.param_free_normal),
+        series("reduction cell", TEST, &|e| e.param_free_reduce),
+        level("warning level: one half", 0.5),
+    ];
+    let uniform = (n_ops.max(1) as f64).ln();
+    let entropy = vec![
+        series("normal cell", TRAIN, &|e| e.alpha_entropy_normal),
+        series("reduction cell", TEST, &|e| e.alpha_entropy_reduce),
+        level(&format!("uniform alphas: ln({n_ops}) = {uniform:.3}"), uniform),
+    ];
+    let max_epoch = rows.iter().map(|e| e.epoch).max().unwrap_or(1);
+    let ent_lo = entropy.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(uniform, f64::min);
+    Some(PanelFigure {
+        title: title.to_string(),
+        width: 900,
+        height: 760,
+        x_desc: "epoch".into(),
+        x_range: (0.0, f64::from(max_epoch).max(1.0)),
+        panels: vec![
+            Panel {
+                y_desc: "skip-connects".into(),
+                weight: 1.0,
+                lines: skips,
+                legend_at_bottom: false,
+                y_range: Some((0.0, 8.5)),
+            },
+            Panel {
+                y_desc: "parameter-free share".into(),
+                weight: 1.0,
+                lines: free,
+                legend_at_bottom: false,
+                y_range: Some((0.0, 1.05)),
+            },
+            Panel {
+                y_desc: "mean alpha entropy (nats)".into(),
+                weight: 1.0,
+                lines: entropy,
+                legend_at_bottom: true,
+                y_range: Some(((ent_lo - 0.05 * uniform).max(0.0), uniform * 1.03)),
+            },
+        ],
+    })
+}
+
 /// Measured drop frequency per op group and epoch against the expected `r^(1/4)`. `None` unless
 /// the epoch lines have the drop frequencies (DropNAS search runs).
 pub fn drop_freq_figure(title: &str, m: &Metrics) -> Option<PanelFigure> {

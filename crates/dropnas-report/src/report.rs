@@ -36,6 +36,12 @@ pub struct RunSummary {
     pub best_test_top1: Option<(f64, Option<u32>)>,
     /// Without the auxiliary head, augment runs.
     pub params: Option<u64>,
+    /// Operations of one image through the network without the auxiliary head, augment runs
+    /// (`summary.json`'s `flops`, see `dropnas_core::flops`): multiply-adds of convolutions and
+    /// linear layers, and the per-element operations ptflops adds.
+    pub flops: Option<dropnas_core::flops::Cost>,
+    /// `[channels, height, width]` of the network input, when `summary.json` says.
+    pub input_shape: Option<Vec<u64>>,
     pub elapsed_s: Option<f64>,
     pub genotype: Option<Genotype>,
 }
@@ -66,6 +72,8 @@ pub fn summarize(run: &RunData) -> RunSummary {
         last_test_top1: last.and_then(|e| e.val_top1),
         best_test_top1: run.best_top1(),
         params: run.params,
+        flops: run.summary.as_ref().and_then(|s| s.flops.map(|f| f.network)),
+        input_shape: run.summary.as_ref().and_then(|s| s.input_shape.map(|a| a.iter().map(|&x| x as u64).collect())),
         elapsed_s: run.elapsed_s(),
         genotype: run.genotype.clone(),
     }
@@ -133,6 +141,20 @@ impl RunSummary {
         if let Some(p) = self.params {
             rows.push(("model size", format!("{} without the auxiliary head", model_size(p as usize))));
         }
+        if let Some(c) = self.flops {
+            let per = match self.input_shape.as_deref() {
+                Some([ch, h, w]) => format!(" per {ch}x{h}x{w} image"),
+                _ => " per image".into(),
+            };
+            rows.push((
+                "multiply-adds",
+                format!(
+                    "{}{per}, convolutions and linear layers ({} with BN, ReLU and pooling, as ptflops counts)",
+                    dropnas_core::flops::human(c.macs),
+                    dropnas_core::flops::human(c.ptflops())
+                ),
+            ));
+        }
         if let Some(t) = self.elapsed_s {
             rows.push(("time", duration(t)));
         }
@@ -162,6 +184,9 @@ impl RunSummary {
             "best_test_top1": self.best_test_top1.map(|b| b.0),
             "best_epoch": self.best_test_top1.and_then(|b| b.1),
             "params_without_aux": self.params,
+            "macs": self.flops.map(|c| c.macs),
+            "elementwise": self.flops.map(|c| c.elementwise),
+            "input_shape": self.input_shape,
             "elapsed_s": self.elapsed_s,
             "genotype": self.genotype.as_ref().map(|g| g.to_string()),
         })
@@ -182,6 +207,7 @@ pub struct Embeds {
     pub curves: bool,
     pub alphas: bool,
     pub drop_freq: bool,
+    pub collapse: bool,
     pub events: bool,
 }
 
@@ -221,6 +247,14 @@ pub fn markdown(run: &RunData, s: &RunSummary, embeds: &Embeds) -> String {
         md.push_str(
             "\n## Operation dropout\n\nShare of the ops of each group dropped per epoch, against the expected \
              r^(1/4).\n\n![drop frequency](plots/drop_freq.svg)\n",
+        );
+    }
+    if embeds.collapse {
+        md.push_str(
+            "\n## Collapse monitor\n\nSkip-connects and parameter-free ops in the cells derived after every epoch, \
+             and how far the alphas are from uniform (a normal cell with 3 or more skip-connects, or more than half of \
+             its ops parameter-free, is the known failure of one-level search: the log warns, and \
+             `--max-skip-connects 2` derives with P-DARTS' rule).\n\n![collapse monitor](plots/collapse.svg)\n",
         );
     }
     if embeds.events {

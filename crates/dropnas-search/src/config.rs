@@ -5,7 +5,7 @@
 use dropnas_core::SearchSpace;
 use dropnas_core::genotype::derive::Ranking;
 use dropnas_core::search_space::{GroupKind, SpaceName};
-use dropnas_data::DatasetKind;
+use dropnas_data::{Dataset, FolderTransforms};
 use dropnas_train::run::check::parse;
 use dropnas_train::run::config::{Basics, RunBasics, TaskConfig, check_args, clap_defaults};
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,10 @@ pub struct SearchSettings {
     /// Rank genotype ops and edges by raw alpha (the original) or by softmax
     #[arg(long, default_value_t = Ranking::RawAlpha)]
     pub ranking: Ranking,
+    /// Derive the genotype with at most K skip-connects in the normal cell (P-DARTS' rule: the
+    /// weakest skip-connect edges take their best parameterised op) [default: no limit, the original's]
+    #[arg(long, value_name = "K")]
+    pub max_skip_connects: Option<usize>,
 }
 
 impl Default for SearchSettings {
@@ -82,22 +86,31 @@ impl Default for SearchSettings {
 /// A search: the data set and the hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchConfig {
-    pub dataset: DatasetKind,
+    pub dataset: Dataset,
     #[serde(flatten)]
     pub settings: SearchSettings,
+    /// `--dataset imagefolder`: input size and preprocessing (the training part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_folder: Option<FolderTransforms>,
 }
 
 impl SearchConfig {
     /// A search of `dataset` with `settings`; the group drop rates not given take `--drop-rate`.
-    pub fn new(dataset: DatasetKind, mut settings: SearchSettings) -> Self {
+    pub fn new(dataset: Dataset, mut settings: SearchSettings) -> Self {
         settings.drop_rate_param.get_or_insert(settings.drop_rate);
         settings.drop_rate_nonparam.get_or_insert(settings.drop_rate);
-        Self { dataset, settings }
+        Self { dataset, settings, image_folder: None }
     }
 
     /// The original's defaults for `dataset`.
-    pub fn defaults(dataset: DatasetKind) -> Self {
+    pub fn defaults(dataset: Dataset) -> Self {
         Self::new(dataset, SearchSettings::default())
+    }
+
+    /// The same search on an image folder preprocessed by `folder`.
+    pub fn with_image_folder(mut self, folder: Option<FolderTransforms>) -> Self {
+        self.image_folder = folder;
+        self
     }
 
     pub fn space(&self) -> SearchSpace {
@@ -123,7 +136,7 @@ impl SearchConfig {
 impl TaskConfig for SearchConfig {
     fn basics(&self) -> Basics {
         let s = &self.settings;
-        Basics::new(self.dataset, s.batch_size, s.epochs, &s.run)
+        Basics::new(self.dataset, self.image_folder.as_ref(), s.batch_size, s.epochs, &s.run)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -135,7 +148,16 @@ impl TaskConfig for SearchConfig {
         if s.w_lr > 1.0 || s.w_lr_min > s.w_lr {
             return Err(format!("need --w-lr-min <= --w-lr <= 1, got {} and {}", s.w_lr_min, s.w_lr));
         }
-        Ok(())
+        match (self.dataset, &self.image_folder) {
+            (Dataset::ImageFolder, None) => Err("--dataset imagefolder needs its preprocessing (--input-size)".into()),
+            (_, Some(t)) if !t.input_size.is_multiple_of(4) => Err(format!(
+                "--input-size must be a multiple of 4 (the two reduction cells halve it, each through \
+                 FactorizedReduce, which needs an even side), got {}",
+                t.input_size
+            )),
+            (_, Some(t)) => t.validate().map_err(|e| e.to_string()),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -145,7 +167,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_originals() {
-        let c = SearchConfig::defaults(DatasetKind::Cifar10);
+        let c = SearchConfig::defaults(Dataset::Builtin(dropnas_data::DatasetKind::Cifar10));
         let s = &c.settings;
         assert_eq!((s.batch_size, s.epochs, s.layers, s.init_channels, s.run.seed), (96, 76, 14, 16, 666));
         assert_eq!(

@@ -6,6 +6,7 @@
 
 pub mod alpha_adjust;
 pub mod bench;
+pub mod collapse;
 pub mod config;
 pub mod decay;
 pub mod search;

@@ -2,18 +2,20 @@
 //! one DropNAS step per batch ([`crate::step`]); after every epoch the genotype, the alphas and
 //! the drop frequencies. The engine ([`dropnas_train::run`]) does the rest.
 
+use crate::collapse::{cell_collapse, collapse_warning};
 use crate::config::SearchConfig;
 use crate::step::{DropNasOptimizers, StepConfig, StepSchedule, dropnas_step};
 use burn::module::ParamId;
 use dropnas_core::alphas::{CellType, n_edges};
 use dropnas_core::dropout::{GroupedDropout, StepMasks};
+use dropnas_core::flops::search_network_cost;
 use dropnas_core::genotype::Genotype;
-use dropnas_core::genotype::derive::derive_genotype;
+use dropnas_core::genotype::derive::derive_genotype_limited;
 use dropnas_core::params::{count_params, model_size, thousands};
 use dropnas_core::search_network::{Supernet, cell_plan};
 use dropnas_core::search_space::GroupKind;
 use dropnas_core::{DropnasAutodiffBackend, SearchNetworkConfig, SearchSpace};
-use dropnas_data::{Augment, Batch};
+use dropnas_data::Batch;
 use dropnas_train::grads::LegacyZeroGrad;
 use dropnas_train::records::{module_from_bytes, module_to_bytes, optim_from_bytes, optim_to_bytes};
 use dropnas_train::run::checkpoint::{Checkpoint, CheckpointError};
@@ -48,6 +50,7 @@ pub struct SearchTask<B: DropnasAutodiffBackend> {
     cfg: SearchConfig,
     space: SearchSpace,
     net_cfg: SearchNetworkConfig,
+    input_shape: [usize; 3],
     model: Option<Supernet<B>>,
     opt: DropNasOptimizers<B>,
     step_cfg: StepConfig,
@@ -64,15 +67,23 @@ impl<B: DropnasAutodiffBackend> SearchTask<B> {
         self.model.as_ref().expect("the model is back after every step")
     }
 
-    pub fn genotype(&self) -> Genotype {
+    /// The genotype of the alphas now (at most `--max-skip-connects` skip-connects in the normal
+    /// cell when given), and how many skip-connect edges that limit replaced.
+    pub fn genotype_limited(&self, max_skip: Option<usize>) -> (Genotype, usize) {
         let alphas = &self.model().alphas;
-        derive_genotype(
+        derive_genotype_limited(
             &alphas.rows(CellType::Normal),
             &alphas.rows(CellType::Reduce),
             &self.space,
             self.net_cfg.n_nodes,
             self.cfg.settings.ranking,
+            max_skip,
         )
+    }
+
+    /// The search's genotype now.
+    pub fn genotype(&self) -> Genotype {
+        self.genotype_limited(self.cfg.settings.max_skip_connects).0
     }
 
     /// How often an op of each group kind was dropped this epoch.
@@ -112,9 +123,9 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for SearchTask<B> {
     type Config = SearchConfig;
     type State = SearchState;
 
-    fn train_augment(cfg: &SearchConfig) -> Augment {
+    fn cutout(_cfg: &SearchConfig) -> usize {
         // no cutout during the search
-        Augment::train(cfg.dataset, 0)
+        0
     }
 
     fn needs_test_set() -> bool {
@@ -138,14 +149,14 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for SearchTask<B> {
     /// about 1.16 saved floats per op output element of every edge, plus 60 MiB.
     fn estimate_memory(cfg: &SearchConfig, data: &RunData) -> MemoryEstimate {
         let s = &cfg.settings;
-        let side = data.train.height();
+        let side = data.input_shape()[1];
         let edges = n_edges(4) as f64;
         let per_sample: f64 = cell_plan(s.layers, s.init_channels, side)
             .iter()
             .map(|&(_, c, side)| edges * cfg.space().n_ops() as f64 * (c * side * side) as f64)
             .sum();
         let activations = 1.16 * 4.0 * s.batch_size as f64 * per_sample;
-        let bytes = (60 << 20) as f64 + data.train.pixels().len() as f64 + activations;
+        let bytes = (60 << 20) as f64 + data.resident_bytes() as f64 + activations;
         MemoryEstimate { bytes: bytes as u64, reduced_by: "--batch-size, --init-channels or --layers" }
     }
 
@@ -154,14 +165,15 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for SearchTask<B> {
         let space = cfg.space();
         B::seed(device, s.run.seed);
         let net_cfg = SearchNetworkConfig::new(
-            data.kind.input_channels(),
+            data.source.input_channels(),
             s.init_channels,
-            data.train.n_classes(),
+            data.train.loader.n_classes(),
             s.layers,
             space.clone(),
         );
         let step_cfg = StepConfig::from(s);
         Ok(Self {
+            input_shape: data.input_shape(),
             model: Some(net_cfg.init(device)),
             opt: DropNasOptimizers::<B>::new(&step_cfg),
             drops: vec![[0; 2]; space.groups.len()],
@@ -283,18 +295,29 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for SearchTask<B> {
     }
 
     fn end_epoch(&mut self, epoch: usize, train: [f64; 3], folder: &RunFolder) -> Result<EpochEnd, RunError> {
-        let genotype = self.genotype().to_string();
+        let (genotype, replaced) = self.genotype_limited(self.cfg.settings.max_skip_connects);
+        let genotype = genotype.to_string();
         folder.write("genotype.txt", genotype.as_bytes())?;
         let alphas = &self.model().alphas;
+        let (normal, reduce) = (alphas.softmax_rows(CellType::Normal), alphas.softmax_rows(CellType::Reduce));
+        // the collapse monitor watches the original's derivation (a limit would hide what it sees)
+        let raw = self.genotype_limited(None).0;
+        let wide = |rows: &[Vec<f32>]| -> Vec<Vec<f64>> {
+            rows.iter().map(|r| r.iter().map(|&v| f64::from(v)).collect()).collect()
+        };
+        let cn = cell_collapse(&raw.normal, &wide(&normal));
+        let cr = cell_collapse(&raw.reduce, &wide(&reduce));
         folder.append_line(
             "alphas.jsonl",
             &AlphaLine::<f32> {
                 epoch: epoch as u32 + 1,
                 ops: self.space.ops.iter().map(|o| o.name().to_string()).collect(),
-                normal: alphas.softmax_rows(CellType::Normal),
-                reduce: alphas.softmax_rows(CellType::Reduce),
                 normal_raw: alphas.rows(CellType::Normal),
                 reduce_raw: alphas.rows(CellType::Reduce),
+                normal,
+                reduce,
+                entropy_normal: cn.entropies.clone(),
+                entropy_reduce: cr.entropies.clone(),
             },
         )?;
         let rate = |kind| {
@@ -313,9 +336,32 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for SearchTask<B> {
             drop_freq_param: self.drop_freq(GroupKind::Param),
             drop_freq_nonparam: self.drop_freq(GroupKind::NonParam),
             genotype: Some(genotype.clone()),
+            skip_connects_normal: Some(cn.skip_connects as u32),
+            skip_connects_reduce: Some(cr.skip_connects as u32),
+            param_free_normal: Some(cn.param_free_share),
+            param_free_reduce: Some(cr.param_free_share),
+            alpha_entropy_normal: Some(cn.mean_entropy),
+            alpha_entropy_reduce: Some(cr.mean_entropy),
+            skip_connects_replaced: self.cfg.settings.max_skip_connects.map(|_| replaced as u32),
             ..EpochLine::default()
         };
-        Ok(EpochEnd { line, messages: vec![format!("genotype = {genotype}")], is_best: false })
+        let mut messages = vec![format!("genotype = {genotype}")];
+        if replaced > 0 {
+            messages.push(format!(
+                "--max-skip-connects {}: {replaced} skip-connect edges of the normal cell replaced by their best \
+                 parameterised op",
+                self.cfg.settings.max_skip_connects.unwrap_or_default()
+            ));
+        }
+        let scalars = vec![
+            ("search/skip_count", cn.skip_connects as f64),
+            ("search/skip_count_reduce", cr.skip_connects as f64),
+            ("search/alpha_entropy", cn.mean_entropy),
+            ("search/alpha_entropy_reduce", cr.mean_entropy),
+            ("search/param_free_share", cn.param_free_share),
+        ];
+        let warnings = collapse_warning(&cn, epoch + 1).into_iter().collect();
+        Ok(EpochEnd { line, messages, is_best: false, warnings, scalars })
     }
 
     fn finish(&self, folder: &RunFolder, finished: bool, summary: &mut Summary) -> Result<(), RunError> {
@@ -326,6 +372,8 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for SearchTask<B> {
         summary.genotype = Some(genotype);
         summary.params = Some(count_params(&self.model().net) as u64);
         summary.alpha_params = Some(count_params(&self.model().alphas) as u64);
+        summary.input_shape = Some(self.input_shape);
+        summary.flops_per_step_all_ops = search_network_cost(&self.model().net, self.input_shape).ok();
         Ok(())
     }
 }

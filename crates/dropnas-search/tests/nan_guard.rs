@@ -48,7 +48,7 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
     let req = RunRequest {
         name: "nan".parse().unwrap(),
         out_dir: root.join("searchs"),
-        start: Start::Fresh(SearchConfig::new(DatasetKind::Mnist, settings)),
+        start: Start::Fresh(SearchConfig::new(DatasetKind::Mnist.into(), settings)),
         control,
         device_name: "cpu".into(),
         host_memory: false,

@@ -5,7 +5,9 @@
 
 use crate::eval::{EvalResult, evaluate};
 use crate::grads::clip_global_norm;
+use crate::loss::{check_label_smoothing, smoothed_cross_entropy};
 use crate::metrics::topk_correct;
+use crate::recipe::Recipe;
 use crate::records::{module_from_bytes, module_to_bytes, optim_from_bytes, optim_to_bytes};
 use crate::run::check::parse;
 use crate::run::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
@@ -15,9 +17,8 @@ use crate::run::folder::RunFolder;
 use crate::run::lines::{EpochLine, LossTerms, RunKind, Summary};
 use crate::run::memory::MemoryEstimate;
 use crate::run::{EpochEnd, EpochStart, RunError, RunTask, StepResult};
-use crate::schedule::EpochSchedule;
+use crate::schedule::LrSchedule;
 use burn::module::AutodiffModule;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -26,11 +27,12 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::drop_path::{DropPathSource, RandomDropPath, drop_path_prob};
+use dropnas_core::flops::{NetworkCost, augment_network_cost, human};
 use dropnas_core::genotype::Genotype;
 use dropnas_core::params::param_infos;
 use dropnas_core::search_network::cell_plan;
-use dropnas_core::{AugmentNetwork, AugmentNetworkConfig};
-use dropnas_data::{Augment, Batch, DatasetKind, Loader, LoaderConfig};
+use dropnas_core::{AugmentNetwork, AugmentNetworkConfig, NetworkKind};
+use dropnas_data::{Batch, Dataset, FolderTransforms, Loader};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -73,6 +75,9 @@ pub struct AugmentSettings {
     /// Final drop-path probability (rises linearly from 0 over the epochs)
     #[arg(long, default_value_t = 0.2, value_parser = parse::unit_interval)]
     pub drop_path_prob: f64,
+    /// Label smoothing of the training loss, main and auxiliary (0: plain cross entropy)
+    #[arg(long, default_value_t = 0.0, value_parser = parse::unit_interval)]
+    pub label_smoothing: f64,
     #[command(flatten)]
     #[serde(flatten)]
     pub run: RunBasics,
@@ -87,33 +92,65 @@ impl Default for AugmentSettings {
     }
 }
 
-/// A retraining: the data set, the genotype and the hyper-parameters.
+/// A retraining: the data set, the genotype, the network and the hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AugmentConfig {
-    pub dataset: DatasetKind,
+    pub dataset: Dataset,
     #[serde(with = "dropnas_core::genotype::as_text")]
     pub genotype: Genotype,
     #[serde(flatten)]
     pub settings: AugmentSettings,
+    /// The recipe the defaults came from (for the record; the values are the fields).
+    #[serde(default)]
+    pub recipe: Recipe,
+    /// The network of the DARTS family the genotype is built into.
+    #[serde(default)]
+    pub network: NetworkKind,
+    /// How the learning rate moves over the epochs.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// `--dataset imagefolder`: input size and preprocessing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_folder: Option<FolderTransforms>,
 }
 
 impl AugmentConfig {
-    /// The original's defaults.
-    pub fn defaults(dataset: DatasetKind, genotype: Genotype) -> Self {
-        Self { dataset, genotype, settings: AugmentSettings::default() }
+    /// The original's defaults (DropNAS' CIFAR recipe).
+    pub fn defaults(dataset: Dataset, genotype: Genotype) -> Self {
+        Self {
+            dataset,
+            genotype,
+            settings: AugmentSettings::default(),
+            recipe: Recipe::Cifar,
+            network: NetworkKind::Cifar,
+            lr_schedule: LrSchedule::default(),
+            image_folder: None,
+        }
     }
 
-    pub fn network(&self, n_classes: usize) -> AugmentNetworkConfig {
+    /// Side and channels of the network input: the built-in data set's, or the image folder's
+    /// `--input-size` (3 channels).
+    pub fn input(&self) -> Result<(usize, usize), String> {
+        match (self.dataset, &self.image_folder) {
+            (Dataset::Builtin(kind), _) => Ok((kind.input_channels(), kind.input_size())),
+            (Dataset::ImageFolder, Some(t)) => Ok((3, t.input_size)),
+            (Dataset::ImageFolder, None) => Err("--dataset imagefolder needs its preprocessing (--input-size)".into()),
+        }
+    }
+
+    /// The network for inputs of `input_channels` x `input_size` x `input_size`.
+    pub fn network(&self, input_channels: usize, input_size: usize, n_classes: usize) -> AugmentNetworkConfig {
         let s = &self.settings;
         AugmentNetworkConfig::new(
-            self.dataset.input_size(),
-            self.dataset.input_channels(),
+            input_size,
+            input_channels,
             s.init_channels,
             n_classes,
             s.layers,
             s.aux_weight > 0.0,
             self.genotype.clone(),
         )
+        .with_network(self.network)
     }
 }
 
@@ -123,7 +160,14 @@ impl TaskConfig for AugmentConfig {
         if self.settings.lr > 1.0 {
             return Err(format!("--lr must be at most 1, got {}", self.settings.lr));
         }
-        self.network(self.dataset.n_classes(false)).validate()
+        check_label_smoothing(self.settings.label_smoothing)?;
+        self.lr_schedule.validate()?;
+        if let Some(t) = &self.image_folder {
+            t.validate().map_err(|e| e.to_string())?;
+        }
+        let (channels, size) = self.input()?;
+        let classes = self.dataset.builtin().map_or(2, |k| k.n_classes(false));
+        self.network(channels, size, classes).validate()
     }
 
     fn max_test_samples(&self) -> Option<usize> {
@@ -132,7 +176,7 @@ impl TaskConfig for AugmentConfig {
 
     fn basics(&self) -> Basics {
         let s = &self.settings;
-        Basics::new(self.dataset, s.batch_size, s.epochs, &s.run)
+        Basics::new(self.dataset, self.image_folder.as_ref(), s.batch_size, s.epochs, &s.run)
     }
 }
 
@@ -178,8 +222,8 @@ impl<B: Backend> AugmentStepReport<B> {
     }
 }
 
-/// One training step: `loss = CE(logits) + aux_weight * CE(aux_logits)`, backward, clip the
-/// global gradient norm, SGD step.
+/// One training step: `loss = CE(logits) + aux_weight * CE(aux_logits)` (both cross entropies
+/// with `label_smoothing`), backward, clip the global gradient norm, SGD step.
 #[allow(clippy::too_many_arguments)]
 pub fn augment_step<B: DropnasAutodiffBackend>(
     net: AugmentNetwork<B>,
@@ -190,14 +234,14 @@ pub fn augment_step<B: DropnasAutodiffBackend>(
     aux_weight: f64,
     grad_clip: f64,
     lr: f64,
+    label_smoothing: f64,
 ) -> (AugmentNetwork<B>, AugmentStepReport<B::InnerBackend>) {
     let device = x.device();
-    let ce = CrossEntropyLossConfig::new().init(&device);
     let (logits, aux) = net.forward(x, drop, aux_weight > 0.0);
-    let ce_main = ce.forward(logits.clone(), y.clone());
+    let ce_main = smoothed_cross_entropy(logits.clone(), y.clone(), label_smoothing);
     let (loss, ce_aux) = match aux {
         Some(aux) => {
-            let ce_aux = ce.forward(aux, y.clone());
+            let ce_aux = smoothed_cross_entropy(aux, y.clone(), label_smoothing);
             (ce_main.clone() + ce_aux.clone().mul_scalar(aux_weight), Some(ce_aux.inner()))
         }
         None => (ce_main.clone(), None),
@@ -244,6 +288,8 @@ pub struct AugmentTask<B: DropnasAutodiffBackend> {
     test: Loader,
     device: B::Device,
     params: usize,
+    input_shape: [usize; 3],
+    cost: NetworkCost,
     /// This epoch's learning rate and drop-path probability.
     lr: f64,
     drop_prob: f64,
@@ -263,8 +309,8 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
     type Config = AugmentConfig;
     type State = AugmentState;
 
-    fn train_augment(cfg: &AugmentConfig) -> Augment {
-        Augment::train(cfg.dataset, cfg.settings.cutout_length)
+    fn cutout(cfg: &AugmentConfig) -> usize {
+        cfg.settings.cutout_length
     }
 
     fn needs_test_set() -> bool {
@@ -293,26 +339,27 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
     fn estimate_memory(cfg: &AugmentConfig, data: &RunData) -> MemoryEstimate {
         let s = &cfg.settings;
         let ops = 2.0 * cfg.genotype.normal.len() as f64;
-        let per_sample: f64 = cell_plan(s.layers, s.init_channels, data.train.height())
-            .iter()
-            .map(|&(_, c, side)| ops * (c * side * side) as f64)
-            .sum();
-        let test = data.test.as_ref().map_or(0, |t| t.pixels().len());
-        let bytes = (55 << 20) as f64
-            + (data.train.pixels().len() + test) as f64
-            + 3.6 * 4.0 * s.batch_size as f64 * per_sample;
+        // (the ImageNet network's stems shrink the input 8 times before the first cell)
+        let side = match cfg.network {
+            NetworkKind::Cifar => data.input_shape()[1],
+            NetworkKind::Imagenet => data.input_shape()[1].div_ceil(8),
+        };
+        let per_sample: f64 =
+            cell_plan(s.layers, s.init_channels, side).iter().map(|&(_, c, side)| ops * (c * side * side) as f64).sum();
+        let bytes = (55 << 20) as f64 + data.resident_bytes() as f64 + 3.6 * 4.0 * s.batch_size as f64 * per_sample;
         MemoryEstimate { bytes: bytes as u64, reduced_by: "--batch-size, --init-channels or --layers" }
     }
 
     fn new(cfg: &AugmentConfig, data: &RunData, device: &B::Device) -> Result<Self, RunError> {
-        let test_set = data.test.clone().ok_or_else(|| RunError::Config("no test set loaded".into()))?;
-        let network = cfg.network(data.train.n_classes());
+        let test = data.test.as_ref().ok_or_else(|| RunError::Config("no test set loaded".into()))?.loader.clone();
+        let input_shape = data.input_shape();
+        let network = cfg.network(input_shape[0], input_shape[1], data.train.loader.n_classes());
         network.validate().map_err(RunError::Config)?;
         let s = &cfg.settings;
-        let test = Loader::new(test_set, Augment::eval(cfg.dataset), LoaderConfig::eval(s.batch_size, 1))?;
         B::seed(device, s.run.seed);
         let net: AugmentNetwork<B> = network.init(device);
         let params = params_without_aux(&net);
+        let cost = augment_network_cost(&net, input_shape).map_err(RunError::Config)?;
         Ok(Self {
             optim: sgd::<B>(s),
             net: Some(net),
@@ -326,6 +373,8 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
             test,
             device: device.clone(),
             params,
+            input_shape,
+            cost,
             lr: s.lr,
             drop_prob: 0.0,
             cfg: cfg.clone(),
@@ -333,7 +382,18 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
     }
 
     fn describe(&self) -> Vec<String> {
+        let [c, h, w] = self.input_shape;
+        let smoothing = self.cfg.settings.label_smoothing;
         vec![
+            format!(
+                "{} network, {} multiply-adds per {c}x{h}x{w} image ({} with BN, ReLU and pooling), lr {} {}{}",
+                self.cfg.network,
+                human(self.cost.network.macs),
+                human(self.cost.network.ptflops()),
+                self.cfg.settings.lr,
+                self.cfg.lr_schedule.describe(),
+                if smoothing > 0.0 { format!(", label smoothing {smoothing}") } else { String::new() }
+            ),
             format!("genotype = {}", self.cfg.genotype),
             // the original's line, with the count it stands for
             format!(
@@ -364,7 +424,7 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
 
     fn start_epoch(&mut self, epoch: usize, _fresh: bool) -> Result<EpochStart, RunError> {
         let s = &self.cfg.settings;
-        self.lr = EpochSchedule::lr_of_epoch(s.lr, 0.0, s.epochs, epoch).map_err(RunError::Config)?;
+        self.lr = self.cfg.lr_schedule.lr_of_epoch(s.lr, s.epochs, epoch).map_err(RunError::Config)?;
         self.drop_prob = drop_path_prob(s.drop_path_prob, epoch, s.epochs);
         Ok(EpochStart { lr: self.lr, message: format!("Epoch {epoch} LR {} drop path {:.4}", self.lr, self.drop_prob) })
     }
@@ -374,14 +434,15 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
         let (x, y) = batch.to_tensors::<B>(&self.device);
         let mut drop = RandomDropPath { prob: self.drop_prob, rng: &mut self.state.drop_rng };
         let net = self.net.take().expect("a network");
-        let (next, report) = augment_step(net, &mut self.optim, x, y, &mut drop, s.aux_weight, s.grad_clip, self.lr);
+        let (next, report) =
+            augment_step(net, &mut self.optim, x, y, &mut drop, s.aux_weight, s.grad_clip, self.lr, s.label_smoothing);
         self.net = Some(next);
         report.read(batch.len())
     }
 
     fn end_epoch(&mut self, epoch: usize, train: [f64; 3], _folder: &RunFolder) -> Result<EpochEnd, RunError> {
         // on the inner backend: no autodiff graph
-        let eval = evaluate(&self.net().valid(), &self.test, &self.device);
+        let eval = evaluate(&self.net().valid(), &self.test, &self.device)?;
         let is_best = eval.top1 > self.state.best_top1 || self.state.best_epoch.is_none();
         if is_best {
             self.state.best_top1 = eval.top1;
@@ -407,7 +468,7 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
             100.0 * eval.top1,
             100.0 * eval.top5
         );
-        Ok(EpochEnd { line, messages: vec![message], is_best })
+        Ok(EpochEnd { line, messages: vec![message], is_best, warnings: Vec::new(), scalars: Vec::new() })
     }
 
     fn finish(&self, folder: &RunFolder, finished: bool, summary: &mut Summary) -> Result<(), RunError> {
@@ -423,6 +484,9 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
         summary.best_top1 = Some(self.state.best_top1);
         summary.best_epoch = self.state.best_epoch;
         summary.final_eval = self.state.val;
+        summary.input_shape = Some(self.input_shape);
+        summary.network = Some(self.cfg.network);
+        summary.flops = Some(self.cost);
         Ok(())
     }
 }
@@ -481,7 +545,7 @@ pub mod bench {
             let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [batch]), &device);
             let t0 = Instant::now();
             let mut drop = RandomDropPath { prob: 0.2, rng: &mut rng };
-            let (next, report) = augment_step(net, &mut optim, x, y, &mut drop, s.aux_weight, s.grad_clip, s.lr);
+            let (next, report) = augment_step(net, &mut optim, x, y, &mut drop, s.aux_weight, s.grad_clip, s.lr, 0.0);
             net = next;
             let loss: f64 = report.loss.into_scalar().elem();
             if !loss.is_finite() {

@@ -30,7 +30,7 @@ impl BackendTask for Selftest {
 
     fn run<B: DropnasAutodiffBackend>(self, device: B::Device) -> Self::Output {
         let rtol = self.0;
-        let checks: [Check; 5] = [
+        let checks: [Check; 6] = [
             ("every op, forward and backward", Box::new(|| dropnas_core::reference::every_op::<B>(&device, rtol))),
             (
                 "search network under dropout masks",
@@ -39,6 +39,10 @@ impl BackendTask for Selftest {
             (
                 "augment network, train and eval",
                 Box::new(|| dropnas_core::reference::augment_network::<B>(&device, rtol)),
+            ),
+            (
+                "ImageNet network at 224x224, train and eval",
+                Box::new(|| dropnas_core::reference::augment_network_imagenet::<B>(&device, rtol)),
             ),
             (
                 "two DropNAS search steps, phase by phase",

@@ -10,7 +10,7 @@
 use crate::run::check;
 use crate::run::lines::RunKind;
 use crate::run::name::RunName;
-use dropnas_data::{DataIdentity, DatasetKind};
+use dropnas_data::{DataIdentity, Dataset, FolderTransforms};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use std::path::PathBuf;
 /// How this invocation runs. None of it changes what the run computes.
 #[derive(clap::Args, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Control {
-    /// Folder of the data set [default: datasets/<dataset>]
+    /// Folder of the data set [default: datasets/<dataset>; an image folder needs it]
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Never download a missing data set (by default it is downloaded on first use, as the original does)
@@ -56,12 +56,7 @@ impl Default for Control {
     }
 }
 
-impl Control {
-    /// The data folder: `--data-dir`, else `datasets/<dataset>`.
-    pub fn data_dir(&self, dataset: DatasetKind) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| dataset.default_dir())
-    }
-}
+impl Control {}
 
 /// What every run's configuration has, with the same defaults.
 #[derive(clap::Args, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,15 +64,17 @@ pub struct RunBasics {
     /// Seed of the initial weights, the data order and augmentation, the dropout and drop-path masks
     #[arg(long, default_value_t = 666)]
     pub seed: u64,
-    /// Use only the first N training images
+    /// Use only the first N training images (image folders: N spread evenly over the sorted file list)
     #[arg(long, value_parser = check::parse::at_least_one)]
     pub max_train_samples: Option<usize>,
 }
 
 /// What the engine reads of a configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Basics {
-    pub dataset: DatasetKind,
+    pub dataset: Dataset,
+    /// An image folder's input size and preprocessing.
+    pub folder: Option<FolderTransforms>,
     pub batch_size: usize,
     pub epochs: usize,
     pub seed: u64,
@@ -85,8 +82,15 @@ pub struct Basics {
 }
 
 impl Basics {
-    pub fn new(dataset: DatasetKind, batch_size: usize, epochs: usize, run: &RunBasics) -> Self {
-        Basics { dataset, batch_size, epochs, seed: run.seed, max_train_samples: run.max_train_samples }
+    pub fn new(
+        dataset: Dataset,
+        folder: Option<&FolderTransforms>,
+        batch_size: usize,
+        epochs: usize,
+        run: &RunBasics,
+    ) -> Self {
+        let folder = folder.cloned();
+        Basics { dataset, folder, batch_size, epochs, seed: run.seed, max_train_samples: run.max_train_samples }
     }
 }
 

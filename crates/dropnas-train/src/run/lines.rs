@@ -207,6 +207,25 @@ pub struct EpochLine {
     /// Search: the genotype derived after this epoch (text form).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub genotype: Option<String>,
+    /// Search, the collapse monitor: skip-connects in the derived normal and reduction cells
+    /// (derived the original's way, whatever `--max-skip-connects` says)...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_connects_normal: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_connects_reduce: Option<u32>,
+    /// ... the share of their chosen ops without weights...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param_free_normal: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param_free_reduce: Option<f64>,
+    /// ... and the mean entropy (nats) of their edges' softmaxed alphas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha_entropy_normal: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha_entropy_reduce: Option<f64>,
+    /// Search with `--max-skip-connects`: skip-connect edges the rule replaced in `genotype`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skip_connects_replaced: Option<u32>,
     /// The epoch's means of the parts of the training loss.
     #[serde(flatten)]
     pub terms: LossTerms,
@@ -239,6 +258,11 @@ pub struct AlphaLine<T = f64> {
     pub normal_raw: Vec<Vec<T>>,
     #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
     pub reduce_raw: Vec<Vec<T>>,
+    /// The entropy (nats) of each edge's softmaxed alphas.
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    pub entropy_normal: Vec<f64>,
+    #[serde(default = "Vec::new", skip_serializing_if = "Vec::is_empty")]
+    pub entropy_reduce: Vec<f64>,
 }
 
 /// `summary.json`: how a run ended (or where it stopped), written when it stops.
@@ -277,6 +301,19 @@ pub struct Summary {
     /// The device the run went on (the last invocation's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// `[channels, height, width]` of the network input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_shape: Option<[usize; 3]>,
+    /// Retraining: the network of the DARTS family the genotype was built into.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<dropnas_core::NetworkKind>,
+    /// Retraining: what one image costs through the network and through the auxiliary head
+    /// (see `dropnas_core::flops`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flops: Option<dropnas_core::flops::NetworkCost>,
+    /// Search: what one image costs through the supernet with every op kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flops_per_step_all_ops: Option<dropnas_core::flops::Cost>,
 }
 
 #[cfg(test)]
@@ -324,6 +361,8 @@ mod tests {
             reduce: vec![vec![0.2]],
             normal_raw: vec![vec![-0.001]],
             reduce_raw: vec![vec![0.003]],
+            entropy_normal: vec![],
+            entropy_reduce: vec![],
         };
         let text = serde_json::to_string(&line).unwrap();
         assert!(text.contains("[[0.1]]"), "f32 values keep their short form: {text}");

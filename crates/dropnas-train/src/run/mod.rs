@@ -21,9 +21,9 @@ pub mod tensorboard;
 use crate::metrics::Meter;
 use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader, Position};
 use config::{Control, GivenFlag, RunRecord, TaskConfig, differences, new_run_id};
-use data::{RunData, load_run_data};
+use data::{DataRequest, RunData, load_run_data};
 use dropnas_core::DropnasAutodiffBackend;
-use dropnas_data::{Augment, Batch, DataError, Loader, LoaderConfig};
+use dropnas_data::{Batch, DataError};
 use folder::{BEST, CONFIG, FolderError, OpenMode, RunFolder};
 use lines::{EpochLine, LossMeters, LossTerms, MetricLine, RunKind, StepLine, Summary};
 use memory::MemoryEstimate;
@@ -114,6 +114,10 @@ pub struct EpochEnd {
     pub messages: Vec<String>,
     /// Whether the model is the best so far (tasks that keep `best.ckpt`).
     pub is_best: bool,
+    /// Warnings for the log (what the task noticed that deserves attention).
+    pub warnings: Vec<String>,
+    /// TensorBoard scalars of the epoch beyond the engine's (tag, value).
+    pub scalars: Vec<(&'static str, f64)>,
 }
 
 /// One kind of run: its model, its step, its end of epoch.
@@ -129,8 +133,8 @@ pub trait RunTask<B: DropnasAutodiffBackend>: Sized {
     /// The task's host-side state in the checkpoint header (RNG states, counters).
     type State: Serialize + DeserializeOwned;
 
-    /// The training set's augmentation.
-    fn train_augment(cfg: &Self::Config) -> Augment;
+    /// Cutout of the training augmentation (0: none).
+    fn cutout(cfg: &Self::Config) -> usize;
     /// Whether the run tests after every epoch.
     fn needs_test_set() -> bool;
     /// Settings that are valid but would silently waste the run, in words (warned at the start).
@@ -286,13 +290,13 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
             return Ok(RunOutcome { folder: self.folder.root.clone(), summary, already_finished: true });
         }
 
-        let data = load_run_data(
-            basics.dataset,
-            &self.req.control,
-            basics.max_train_samples,
-            cfg.max_test_samples(),
-            T::needs_test_set(),
-        )?;
+        let request = DataRequest {
+            basics: &basics,
+            max_test_samples: cfg.max_test_samples(),
+            cutout: T::cutout(&cfg),
+            with_test: T::needs_test_set(),
+        };
+        let data = load_run_data(&request, &self.req.control)?;
         if let Some(r) = &record {
             let diffs = data.identity.differences(&r.data);
             if !diffs.is_empty() {
@@ -304,11 +308,7 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
                 .map_err(RunError::Memory)?;
         }
         let control = &self.req.control;
-        let loader = Loader::new(
-            data.train.clone(),
-            T::train_augment(&cfg),
-            LoaderConfig::train(basics.batch_size, basics.seed, control.workers),
-        )?;
+        let loader = &data.train.loader;
         let steps_per_epoch = loader.batches_per_epoch();
 
         let mut task = T::new(&cfg, &data, &self.device)?;
@@ -352,19 +352,22 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
                 if resuming { "resuming" } else { "starting" },
                 T::KIND,
                 self.req.name,
-                data.kind.display_name(),
+                data.dataset.display_name(),
                 self.req.device_name,
-                data.train.len(),
-                data.test.as_ref().map(|t| format!(" / {} test images", t.len())).unwrap_or_default(),
+                loader.len(),
+                data.test.as_ref().map(|t| format!(" / {} test images", t.loader.len())).unwrap_or_default(),
             ),
         );
+        for note in &data.notes {
+            folder.say(&hidden, note);
+        }
         let mut warnings = data.warnings.clone();
-        if basics.batch_size > data.train.len() {
+        if basics.batch_size > loader.len() {
             warnings.push(format!(
                 "--batch-size {} is larger than the training set ({} images): every epoch is one step of {} images",
                 basics.batch_size,
-                data.train.len(),
-                data.train.len()
+                loader.len(),
+                loader.len()
             ));
         }
         warnings.extend(T::warnings(&cfg));
@@ -423,6 +426,7 @@ impl<B: DropnasAutodiffBackend, T: RunTask<B>> Runner<B, T> {
             live.progress.start_epoch(epoch, basics.epochs, first);
             folder.say(&live.progress.bar, &start.message);
             for (step, batch) in (first..).zip(loader.epoch(epoch, first)) {
+                let batch = batch?;
                 if let Some(signal) = signals::stop_requested() {
                     live.progress.finish();
                     pos.events_len = live.flush()?;
@@ -626,10 +630,14 @@ impl Live<'_> {
         for m in &end.messages {
             self.folder.say(bar, m);
         }
+        for w in &end.warnings {
+            self.folder.warn(bar, w);
+        }
         self.folder.metric(&MetricLine::Epoch(end.line.clone()))?;
         let l = &end.line;
         let val = [("val/loss", l.val_loss), ("val/top1", l.val_top1), ("val/top5", l.val_top5)];
-        let scalars: Vec<(&str, f64)> = val.into_iter().filter_map(|(t, v)| v.map(|v| (t, v))).collect();
+        let mut scalars: Vec<(&str, f64)> = val.into_iter().filter_map(|(t, v)| v.map(|v| (t, v))).collect();
+        scalars.extend(end.scalars.iter().copied());
         if !scalars.is_empty() {
             self.events.scalars(global_step as u64, self.wall_zero + time_s, &scalars);
         }

@@ -19,9 +19,8 @@ use super::plan::Plan;
 use crate::UserError;
 use clap::ArgAction;
 use dropnas_core::genotype::named;
-use dropnas_data::DatasetKind;
+use dropnas_data::Dataset;
 use dropnas_search::SearchConfig;
-use dropnas_train::augment::AugmentConfig;
 use dropnas_train::run::config::TaskConfig;
 use dropnas_train::run::name::RunName;
 use serde::Deserialize;
@@ -33,7 +32,7 @@ use std::path::Path;
 pub struct ProtocolFile {
     /// The protocol's name: its folder, and the start of every run's name.
     pub name: RunName,
-    pub dataset: DatasetKind,
+    pub dataset: Dataset,
     pub search_seeds: Vec<u64>,
     /// A list of seeds, or `"search"`.
     pub augment_seeds: toml::Value,
@@ -162,18 +161,25 @@ fn check_command(cli: &clap::Command, args: &[String]) -> Result<(), String> {
         first.strip_prefix("error: ").unwrap_or(first).to_string()
     };
     let matches = cli.clone().try_get_matches_from(std::iter::once("dropnas").chain(args.iter().map(String::as_str)));
-    let parsed = crate::Cli::from_arg_matches(&matches.map_err(first_line)?).map_err(first_line)?;
+    let matches = matches.map_err(first_line)?;
+    let parsed = crate::Cli::from_arg_matches(&matches).map_err(first_line)?;
+    // the flags given, as the binary sees them (a recipe's values sit under them)
+    let given = matches
+        .subcommand()
+        .and_then(|(name, m)| cli.find_subcommand(name).map(|c| crate::commands::run::Given::from_matches(c, m)))
+        .unwrap_or_default();
     match parsed.command {
         crate::Command::Search(a) => {
             let dataset = a.dataset.ok_or("no --dataset")?;
-            SearchConfig::new(dataset, a.settings).validate()
+            let folder = a.folder.resolve(dataset, None).map_err(|e| format!("{e:#}"))?;
+            SearchConfig::new(dataset, a.settings).with_image_folder(folder).validate()
         }
         crate::Command::Augment(a) => {
             let dataset = a.dataset.ok_or("no --dataset")?;
             // the genotype exists once the search has run; the settings are checked with a
             // published one of the same search space
             let genotype = named::named("dropnas-cifar10").expect("a published genotype");
-            AugmentConfig { dataset, genotype, settings: a.settings }.validate()
+            a.config(dataset, genotype, &given).map_err(|e| format!("{e:#}"))?.validate()
         }
         _ => unreachable!("protocol runs are searches and retrainings"),
     }

@@ -7,7 +7,7 @@
 //! whose search failed is skipped. The manifest is rewritten atomically whenever that changes.
 
 use super::plan::{Plan, PlannedRun};
-use dropnas_data::DatasetKind;
+use dropnas_data::Dataset;
 use dropnas_train::run::folder::{CHECKPOINT, write_atomic};
 use dropnas_train::run::lines::Summary;
 use dropnas_train::run::name::RunName;
@@ -197,7 +197,7 @@ pub struct SlurmRecord {
 pub struct Manifest {
     pub format: u32,
     pub name: RunName,
-    pub dataset: DatasetKind,
+    pub dataset: Dataset,
     pub dropnas_version: String,
     /// The protocol file as given: the folder alone tells what the protocol is.
     pub file: String,

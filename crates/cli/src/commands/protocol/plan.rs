@@ -2,7 +2,7 @@
 //! seed), each a `dropnas search|augment` command line with exact flags. The same command runs
 //! on a local device and in a Slurm array task.
 
-use dropnas_data::DatasetKind;
+use dropnas_data::Dataset;
 use dropnas_train::run::lines::RunKind;
 use dropnas_train::run::name::RunName;
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,7 @@ impl PlannedRun {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub name: RunName,
-    pub dataset: DatasetKind,
+    pub dataset: Dataset,
     pub search_seeds: Vec<u64>,
     /// One list of retraining seeds per search seed (the same list for each, or each search's
     /// own seed with `augment_seeds = "search"`).
@@ -57,7 +57,7 @@ impl Plan {
     /// `[search]` and `[augment]` tables, checked already.
     pub fn new(
         name: RunName,
-        dataset: DatasetKind,
+        dataset: Dataset,
         search_seeds: &[u64],
         augment_seeds: &[Vec<u64>],
         out_dir: &Path,
@@ -129,13 +129,14 @@ pub fn command_line(args: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dropnas_data::DatasetKind;
 
     #[test]
     fn each_search_is_followed_by_the_retrainings_of_its_genotype() {
         let name: RunName = "p".parse().unwrap();
         let plan = Plan::new(
             name,
-            DatasetKind::Mnist,
+            DatasetKind::Mnist.into(),
             &[3, 5],
             &[vec![0, 1], vec![0, 1]],
             Path::new("protocols"),

@@ -3,7 +3,7 @@
 //! parameter counts, and the search and retraining times. Only finished runs count.
 
 use super::manifest::{Manifest, RunState};
-use dropnas_data::DatasetKind;
+use dropnas_data::Dataset;
 use dropnas_report::report::{duration, thousands};
 use dropnas_report::{MeanStd, RunData};
 use dropnas_train::run::folder::write_atomic;
@@ -63,7 +63,7 @@ pub struct BestRun {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Results {
     pub protocol: RunName,
-    pub dataset: DatasetKind,
+    pub dataset: Dataset,
     pub metric: String,
     pub runs_total: usize,
     pub runs_done: usize,

@@ -220,7 +220,7 @@ mod tests {
     fn plan() -> Plan {
         Plan::new(
             "p".parse().unwrap(),
-            DatasetKind::Mnist,
+            DatasetKind::Mnist.into(),
             &[3, 5],
             &[vec![0, 1], vec![0, 1]],
             Path::new("protocols"),
