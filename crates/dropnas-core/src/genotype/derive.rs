@@ -234,7 +234,7 @@ mod tests {
         );
         // no limit, or a limit already met: the original's derivation
         assert_eq!(derive_cell_limited(&rows, &space, 4, 2, Ranking::RawAlpha, 4), (raw.clone(), 0));
-        let (g, n) = derive_genotype_limited(&rows, &rows, &space, 4, Ranking::RawAlpha, None);
+        let (g, n) = derive_genotype_limited(&rows, &rows, &space, 4, Ranking::RawAlpha, Option::None);
         assert_eq!((g.normal, n), (raw, 0));
     }
 
