@@ -2,9 +2,10 @@
 
 use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
+use crate::init::ParamInit;
 use crate::kernels::DropnasBackend;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
@@ -36,13 +37,13 @@ pub fn check_aux_side(side: usize) -> Result<(), String> {
 
 impl<B: DropnasBackend> AuxHead<B> {
     /// `side`: the feature-map side at the head (8 for CIFAR, 7 for MNIST); at least 6.
-    pub fn new(side: usize, c: usize, n_classes: usize, device: &B::Device) -> Self {
+    pub fn new(side: usize, c: usize, n_classes: usize, init: &mut ParamInit<B>) -> Self {
         Self {
-            conv1: ConvSpec::square(c, 128, 1, 1, 0).init(device),
-            bn1: BatchNorm2d::new(128, true, device),
-            conv2: ConvSpec::square(128, 768, 2, 1, 0).init(device),
-            bn2: BatchNorm2d::new(768, true, device),
-            linear: LinearConfig::new(768, n_classes).init(device),
+            conv1: ConvSpec::square(c, 128, 1, 1, 0).init(init),
+            bn1: BatchNorm2d::new(128, true, init),
+            conv2: ConvSpec::square(128, 768, 2, 1, 0).init(init),
+            bn2: BatchNorm2d::new(768, true, init),
+            linear: init.linear(768, n_classes),
             pool_stride: side - 5,
         }
     }

@@ -1,6 +1,7 @@
 //! The search configuration: the original's flags and defaults, saved as `config.json` in the
 //! run folder so that the folder alone reproduces the run.
 
+use dropnas_core::TorchCompat;
 use dropnas_core::genotype::derive::Ranking;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -35,8 +36,10 @@ pub struct SearchConfig {
     pub workers: usize,
     pub max_train_samples: Option<usize>,
     pub out_dir: PathBuf,
-    /// PyTorch 1.0 gradient semantics (momentum moves the weights of dropped ops).
-    pub legacy_zero_grad: bool,
+    /// The PyTorch whose semantics the run reproduces (`--torch-compat`): 1.0, as the
+    /// published runs, or modern.
+    #[serde(default)]
+    pub torch_compat: TorchCompat,
     /// How the genotype ranks ops and edges.
     pub ranking: Ranking,
     /// Also checkpoint every N steps within an epoch (0: only at the end of each epoch).
@@ -74,7 +77,7 @@ impl SearchConfig {
             workers: 2,
             max_train_samples: None,
             out_dir: PathBuf::from("searchs"),
-            legacy_zero_grad: true,
+            torch_compat: TorchCompat::default(),
             ranking: Ranking::RawAlpha,
             checkpoint_every: 0,
             print_freq: 50,

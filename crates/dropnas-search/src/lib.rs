@@ -4,6 +4,7 @@
 //! adjustment ([`alpha_adjust`]), partial decay ([`decay`]), and the epoch loop with
 //! checkpoints and exact resume ([`search`]).
 
+pub mod alpha_adam;
 pub mod alpha_adjust;
 pub mod bench;
 pub mod config;
@@ -14,5 +15,7 @@ pub mod step;
 pub use config::SearchConfig;
 pub use search::{SearchError, SearchOutcome, run_search};
 
+#[cfg(any(test, feature = "testkit"))]
+pub mod cross_device;
 #[cfg(any(test, feature = "testkit"))]
 pub mod reference;

@@ -2,7 +2,7 @@
 //! per-epoch cosine schedule, a genotype and a checkpoint per epoch, and exact resume.
 
 use crate::config::SearchConfig;
-use crate::step::{DropNasOptimizers, StepConfig, StepSchedule, dropnas_step};
+use crate::step::{DropNasOptimizers, StepConfig, StepNumbers, StepSchedule, dropnas_step};
 use burn::module::ParamId;
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::alphas::CellType;
@@ -11,11 +11,12 @@ use dropnas_core::genotype::Genotype;
 use dropnas_core::genotype::derive::derive_genotype;
 use dropnas_core::params::count_params;
 use dropnas_core::search_network::Supernet;
-use dropnas_core::{SearchNetworkConfig, SearchSpace};
+use dropnas_core::{ParamInit, SearchNetworkConfig, SearchSpace};
 use dropnas_data::{Augment, DatasetKind, LoadOptions, Loader, LoaderConfig, Split, load};
 use dropnas_train::checkpoint::{Checkpoint, CheckpointError};
 use dropnas_train::grads::LegacyZeroGrad;
 use dropnas_train::metrics::Meter;
+use dropnas_train::pending::PendingScalars;
 use dropnas_train::progress::epoch_bar;
 use dropnas_train::records::{module_from_bytes, module_to_bytes, optim_from_bytes, optim_to_bytes};
 use dropnas_train::run_dir::{RunDir, RunDirError};
@@ -78,7 +79,7 @@ fn step_config(cfg: &SearchConfig) -> StepConfig {
         w_grad_clip: cfg.w_grad_clip,
         w_weight_decay: cfg.w_weight_decay,
         alpha_weight_decay: cfg.alpha_weight_decay,
-        legacy_zero_grad: cfg.legacy_zero_grad,
+        torch_compat: cfg.torch_compat,
         ..StepConfig::default()
     }
 }
@@ -140,8 +141,8 @@ pub fn run_search<B: DropnasAutodiffBackend>(
     )?;
     let steps_per_epoch = loader.batches_per_epoch();
 
-    // Model and optimizers.
-    B::seed(&device, cfg.seed);
+    // Model and optimizers; the initial values drawn on the host from the seed (the same
+    // network on every backend).
     let net_cfg = SearchNetworkConfig::new(
         kind.input_channels(),
         cfg.init_channels,
@@ -149,7 +150,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
         cfg.layers,
         space.clone(),
     );
-    let mut model: Supernet<B> = net_cfg.init(&device);
+    let mut model: Supernet<B> = net_cfg.init(&mut ParamInit::new(cfg.seed, cfg.torch_compat, &device));
     let step_cfg = step_config(&cfg);
     let mut opt = DropNasOptimizers::<B>::new(&step_cfg);
     let mut mask_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
@@ -248,44 +249,61 @@ pub fn run_search<B: DropnasAutodiffBackend>(
             ),
         );
 
+        // the steps' scalars stay on the device until a log point (one read for all of them)
+        let mut pending = PendingScalars::default();
+        let mut since = Instant::now();
         for (step, batch) in (first_step..).zip(loader.epoch(epoch, first_step)) {
-            let t0 = Instant::now();
             let masks = dropout.sample_step(&space, n_nodes, &mut mask_rng);
             count_drops(&mut pos.drops, &space, &masks);
             let (x, y) = batch.to_tensors::<B>(&device);
             let sched = StepSchedule { w_lr, alpha_lr: cfg.alpha_lr, alpha_phase_1: !warmup, record_alphas: false };
             let (next, report) = dropnas_step(model, &mut opt, &step_cfg, sched, x, y, &masks);
             model = next;
-            let n = report.read();
-            let loss = n.loss_1 + n.loss_2;
-            if !loss.is_finite() {
-                bar.finish_and_clear();
-                return Err(SearchError::NonFinite {
-                    value: loss,
-                    epoch: epoch + 1,
-                    step,
-                    checkpoint: run.checkpoint_path().display().to_string(),
-                });
-            }
-            let dt = t0.elapsed().as_secs_f64();
-            pos.meters[0].update(loss, n.batch);
-            pos.meters[1].update(n.top1, n.batch);
-            pos.meters[2].update(n.top5, n.batch);
+            pending.push((step, pos.global_step, report.batch), report.scalars);
             pos.global_step += 1;
-            run.metric(&json!({
-                "kind": "step", "epoch": epoch + 1, "step": step, "global_step": pos.global_step - 1,
-                "loss": loss, "loss_1": n.loss_1, "loss_2": n.loss_2, "top1": n.top1, "top5": n.top5,
-                "lr": w_lr, "norm_1": n.norm_1, "norm_2": n.norm_2, "time_s": started.elapsed().as_secs_f64(),
-                "step_s": dt,
-            }))?;
+            pos.epoch = epoch;
+            pos.step = step + 1;
+            let out_of_steps = cfg.max_steps.is_some_and(|m| pos.global_step >= m);
+            let mid_epoch_checkpoint =
+                cfg.checkpoint_every > 0 && pos.step.is_multiple_of(cfg.checkpoint_every) && pos.step < steps_per_epoch;
+            let log_point = step % cfg.print_freq.max(1) == 0 || step + 1 == steps_per_epoch;
+            if !(log_point || mid_epoch_checkpoint || out_of_steps) {
+                continue;
+            }
+            // read the queued steps: their metric lines, meters and NaN check
+            let queued = pending.read();
+            let dt = since.elapsed().as_secs_f64() / queued.len().max(1) as f64;
+            since = Instant::now();
+            for ((step, global_step, batch), values) in queued {
+                let n = StepNumbers::from_values(&values, batch);
+                let loss = n.loss_1 + n.loss_2;
+                if !loss.is_finite() {
+                    bar.finish_and_clear();
+                    return Err(SearchError::NonFinite {
+                        value: loss,
+                        epoch: epoch + 1,
+                        step,
+                        checkpoint: run.checkpoint_path().display().to_string(),
+                    });
+                }
+                pos.meters[0].update(loss, n.batch);
+                pos.meters[1].update(n.top1, n.batch);
+                pos.meters[2].update(n.top5, n.batch);
+                run.metric(&json!({
+                    "kind": "step", "epoch": epoch + 1, "step": step, "global_step": global_step,
+                    "loss": loss, "loss_1": n.loss_1, "loss_2": n.loss_2, "top1": n.top1, "top5": n.top5,
+                    "lr": w_lr, "norm_1": n.norm_1, "norm_2": n.norm_2, "time_s": started.elapsed().as_secs_f64(),
+                    "step_s": dt,
+                }))?;
+                bar.set_message(format!(
+                    "loss {:.3} top1 {:.1}% {:.0} img/s",
+                    pos.meters[0].avg(),
+                    100.0 * pos.meters[1].avg(),
+                    n.batch as f64 / dt
+                ));
+            }
             bar.set_position(step as u64 + 1);
-            bar.set_message(format!(
-                "loss {:.3} top1 {:.1}% {:.0} img/s",
-                pos.meters[0].avg(),
-                100.0 * pos.meters[1].avg(),
-                n.batch as f64 / dt
-            ));
-            if step % cfg.print_freq.max(1) == 0 || step + 1 == steps_per_epoch {
+            if log_point {
                 say(
                     &bar,
                     &run,
@@ -301,12 +319,7 @@ pub fn run_search<B: DropnasAutodiffBackend>(
                     ),
                 );
             }
-            pos.epoch = epoch;
-            pos.step = step + 1;
             pos.elapsed_s = started.elapsed().as_secs_f64();
-            let out_of_steps = cfg.max_steps.is_some_and(|m| pos.global_step >= m);
-            let mid_epoch_checkpoint =
-                cfg.checkpoint_every > 0 && pos.step.is_multiple_of(cfg.checkpoint_every) && pos.step < steps_per_epoch;
             if mid_epoch_checkpoint || out_of_steps {
                 save_checkpoint(&run, &cfg, &model, &opt, &mask_rng, &pos)?;
             }

@@ -6,6 +6,7 @@ use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::eval::{EvalResult, evaluate};
 use crate::grads::clip_global_norm;
 use crate::metrics::{Meter, topk_correct};
+use crate::pending::PendingScalars;
 use crate::progress::epoch_bar;
 use crate::records::{module_from_bytes, module_to_bytes, optim_from_bytes, optim_to_bytes};
 use crate::run_dir::{RunDir, RunDirError};
@@ -22,7 +23,7 @@ use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::drop_path::{DropPathSource, RandomDropPath, drop_path_prob};
 use dropnas_core::genotype::Genotype;
 use dropnas_core::params::param_infos;
-use dropnas_core::{AugmentNetwork, AugmentNetworkConfig};
+use dropnas_core::{AugmentNetwork, AugmentNetworkConfig, ParamInit, TorchCompat};
 use dropnas_data::{Augment, DatasetKind, LoadOptions, Loader, LoaderConfig, Split, load};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -58,6 +59,11 @@ pub struct AugmentConfig {
     pub checkpoint_every: usize,
     pub print_freq: usize,
     pub max_steps: Option<usize>,
+    /// The PyTorch whose semantics the run reproduces (`--torch-compat`): 1.0, as the
+    /// published runs (BatchNorm weights U(0, 1) at the start, the auxiliary head's in-place
+    /// ReLU), or modern.
+    #[serde(default)]
+    pub torch_compat: TorchCompat,
 }
 
 impl AugmentConfig {
@@ -88,6 +94,7 @@ impl AugmentConfig {
             checkpoint_every: 0,
             print_freq: 50,
             max_steps: None,
+            torch_compat: TorchCompat::default(),
         }
     }
 
@@ -241,7 +248,8 @@ pub fn load_network<B: dropnas_core::DropnasBackend>(
     ckpt.expect_kind("augment", path)?;
     let net_cfg: AugmentNetworkConfig = serde_json::from_value(ckpt.header["network"].clone())
         .map_err(|e| TrainError::Config(format!("{}: unreadable network description: {e}", path.display())))?;
-    let net = net_cfg.init::<B>(device);
+    // the initial values are replaced by the checkpoint's; the setting only matters in training
+    let net = net_cfg.init::<B>(&mut ParamInit::new(0, TorchCompat::default(), device));
     let net = module_from_bytes(net, ckpt.part("net", path)?, device).map_err(|e| CheckpointError::Restore {
         path: path.to_path_buf(),
         what: "network".into(),
@@ -292,8 +300,8 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
     let net_cfg = cfg.network(kind, train.n_classes());
     net_cfg.validate().map_err(TrainError::Config)?;
 
-    B::seed(&device, cfg.seed);
-    let mut net: AugmentNetwork<B> = net_cfg.init(&device);
+    // the initial values drawn on the host from the seed: the same network on every backend
+    let mut net: AugmentNetwork<B> = net_cfg.init(&mut ParamInit::new(cfg.seed, cfg.torch_compat, &device));
     let mut optim = sgd::<B>(&cfg);
     let mut drop_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let (mut epoch0, mut step0, mut global_step, mut elapsed) = (0usize, 0usize, 0usize, 0.0f64);
@@ -355,45 +363,54 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
         let bar = epoch_bar(steps_per_epoch as u64, format!("epoch {}/{}", epoch + 1, cfg.epochs));
         bar.set_position(first as u64);
         run.say(&bar, &format!("Epoch {epoch} LR {lr} drop path {p_drop:.4}"));
+        // the steps' scalars stay on the device until a log point (one read for all of them)
+        let mut pending = PendingScalars::default();
+        let mut since = Instant::now();
         for (step, batch) in (first..).zip(loader.epoch(epoch, first)) {
-            let t0 = Instant::now();
             let n = batch.len();
             let (x, y) = batch.to_tensors::<B>(&device);
             let mut drop = RandomDropPath { prob: p_drop, rng: &mut drop_rng };
             let (next, report) = augment_step(net, &mut optim, x, y, &mut drop, cfg.aux_weight, cfg.grad_clip, lr);
             net = next;
-            let v: Vec<f64> = Tensor::cat(vec![report.loss, report.norm, report.correct], 0)
-                .into_data()
-                .convert::<f64>()
-                .into_vec::<f64>()
-                .unwrap_or_default();
-            let (loss, norm, top1, top5) = (v[0], v[1], v[2] / n as f64, v[3] / n as f64);
-            if !loss.is_finite() {
-                bar.finish_and_clear();
-                return Err(TrainError::NonFinite {
-                    value: loss,
-                    epoch: epoch + 1,
-                    step,
-                    checkpoint: run.checkpoint_path().display().to_string(),
-                });
-            }
-            let dt = t0.elapsed().as_secs_f64();
-            meters[0].update(loss, n);
-            meters[1].update(top1, n);
-            meters[2].update(top5, n);
+            pending.push((step, global_step, n), Tensor::cat(vec![report.loss, report.norm, report.correct], 0));
             global_step += 1;
-            run.metric(&json!({
-                "kind": "step", "epoch": epoch + 1, "step": step, "global_step": global_step - 1, "loss": loss,
-                "top1": top1, "top5": top5, "lr": lr, "norm": norm, "time_s": started.elapsed().as_secs_f64(), "step_s": dt,
-            }))?;
+            let out_of_steps = cfg.max_steps.is_some_and(|m| global_step >= m);
+            let checkpoint_now =
+                cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0 && step + 1 < steps_per_epoch;
+            let log_point = step % cfg.print_freq.max(1) == 0 || step + 1 == steps_per_epoch;
+            if !(log_point || checkpoint_now || out_of_steps) {
+                continue;
+            }
+            let queued = pending.read();
+            let dt = since.elapsed().as_secs_f64() / queued.len().max(1) as f64;
+            since = Instant::now();
+            for ((step, global_step, n), v) in queued {
+                let (loss, norm, top1, top5) = (v[0], v[1], v[2] / n as f64, v[3] / n as f64);
+                if !loss.is_finite() {
+                    bar.finish_and_clear();
+                    return Err(TrainError::NonFinite {
+                        value: loss,
+                        epoch: epoch + 1,
+                        step,
+                        checkpoint: run.checkpoint_path().display().to_string(),
+                    });
+                }
+                meters[0].update(loss, n);
+                meters[1].update(top1, n);
+                meters[2].update(top5, n);
+                run.metric(&json!({
+                    "kind": "step", "epoch": epoch + 1, "step": step, "global_step": global_step, "loss": loss,
+                    "top1": top1, "top5": top5, "lr": lr, "norm": norm, "time_s": started.elapsed().as_secs_f64(), "step_s": dt,
+                }))?;
+                bar.set_message(format!(
+                    "loss {:.3} top1 {:.1}% {:.0} img/s",
+                    meters[0].avg(),
+                    100.0 * meters[1].avg(),
+                    n as f64 / dt
+                ));
+            }
             bar.set_position(step as u64 + 1);
-            bar.set_message(format!(
-                "loss {:.3} top1 {:.1}% {:.0} img/s",
-                meters[0].avg(),
-                100.0 * meters[1].avg(),
-                n as f64 / dt
-            ));
-            if step % cfg.print_freq.max(1) == 0 || step + 1 == steps_per_epoch {
+            if log_point {
                 run.say(
                     &bar,
                     &format!(
@@ -408,16 +425,13 @@ pub fn run_augment<B: DropnasAutodiffBackend>(
                     ),
                 );
             }
-            let out_of_steps = cfg.max_steps.is_some_and(|m| global_step >= m);
             let state = |e: usize, s: usize| {
                 json!({
                     "epoch": e, "step": s, "global_step": global_step, "elapsed_s": started.elapsed().as_secs_f64(),
                     "meters": meters, "best_top1": best_top1, "drop_rng": drop_rng,
                 })
             };
-            if (cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0 && step + 1 < steps_per_epoch)
-                || out_of_steps
-            {
+            if checkpoint_now || out_of_steps {
                 save_last(&run, &cfg, &net_cfg, &net, &optim, state(epoch, step + 1))?;
             }
             if out_of_steps {
@@ -507,16 +521,18 @@ pub mod bench {
     use burn::tensor::{Distribution, Int, Tensor, TensorData};
     use dropnas_core::drop_path::RandomDropPath;
     use dropnas_core::genotype::Genotype;
-    use dropnas_core::{AugmentNetworkConfig, DropnasAutodiffBackend};
+    use dropnas_core::{AugmentNetworkConfig, DropnasAutodiffBackend, ParamInit, TorchCompat};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use std::time::Instant;
 
     /// Seconds per step (median, min, max over `steps` after `warmup`) of `genotype` at
     /// `layers` x `channels` with batch `batch` of 32x32x3 input, 10 classes, the auxiliary
-    /// head and drop path 0.2.
+    /// head and drop path 0.2, under PyTorch semantics `compat`.
+    #[allow(clippy::too_many_arguments)]
     pub fn bench_augment<B: DropnasAutodiffBackend>(
         genotype: Genotype,
+        compat: TorchCompat,
         layers: usize,
         channels: usize,
         batch: usize,
@@ -527,7 +543,7 @@ pub mod bench {
         let net_cfg = AugmentNetworkConfig::new(32, 3, channels, 10, layers, true, genotype.clone());
         net_cfg.validate()?;
         B::seed(&device, 0);
-        let mut net = net_cfg.init::<B>(&device);
+        let mut net = net_cfg.init::<B>(&mut ParamInit::new(0, compat, &device));
         let cfg = AugmentConfig::new("bench", "cifar10", genotype);
         let mut optim = sgd::<B>(&cfg);
         let mut rng = ChaCha8Rng::seed_from_u64(0);

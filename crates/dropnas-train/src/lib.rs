@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod eval;
 pub mod grads;
 pub mod metrics;
+pub mod pending;
 pub mod progress;
 pub mod records;
 pub mod run_dir;

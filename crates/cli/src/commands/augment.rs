@@ -4,7 +4,7 @@ use crate::UserError;
 use crate::device::{BackendTask, DeviceSpec, dispatch};
 use crate::genotype_arg::resolve_genotype;
 use anyhow::Result;
-use dropnas_core::DropnasAutodiffBackend;
+use dropnas_core::{DropnasAutodiffBackend, TorchCompat};
 use dropnas_data::{Augment, DatasetKind, LoadOptions, Loader, LoaderConfig, Split, load};
 use dropnas_train::augment::{AugmentConfig, TrainError, load_network, run_augment};
 use dropnas_train::eval::evaluate;
@@ -80,6 +80,10 @@ pub struct AugmentArgs {
     /// Stop after N steps in total (a later --resume continues)
     #[arg(long)]
     pub max_steps: Option<usize>,
+    /// PyTorch semantics: 1.0 (what the published runs used: BatchNorm weights U(0, 1), the
+    /// auxiliary head's in-place ReLU) or modern (PyTorch >= 2.0)
+    #[arg(long, default_value_t = TorchCompat::V1_0)]
+    pub torch_compat: TorchCompat,
 }
 
 impl AugmentArgs {
@@ -107,6 +111,7 @@ impl AugmentArgs {
         c.checkpoint_every = self.checkpoint_every;
         c.print_freq = self.print_freq;
         c.max_steps = self.max_steps;
+        c.torch_compat = self.torch_compat;
         Ok(c)
     }
 }

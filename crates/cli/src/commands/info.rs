@@ -7,7 +7,7 @@ use anyhow::Result;
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::params::{count_params, param_infos};
 use dropnas_core::search_space::SEARCH_SPACE_NAMES;
-use dropnas_core::{AugmentNetworkConfig, SearchNetworkConfig, SearchSpace};
+use dropnas_core::{AugmentNetworkConfig, ParamInit, SearchNetworkConfig, SearchSpace};
 
 #[derive(clap::Args, Debug)]
 pub struct InfoArgs {
@@ -56,7 +56,7 @@ impl BackendTask for Info {
                 ))
             })?;
             let cfg = SearchNetworkConfig::new(a.input_channels, a.init_channels, a.classes, a.layers, space);
-            let model = cfg.init::<B::InnerBackend>(&device);
+            let model = cfg.init::<B::InnerBackend>(&mut ParamInit::new(0, Default::default(), &device));
             let params = count_params(&model.net);
             let alpha_params = count_params(&model.alphas);
             if a.json {
@@ -82,7 +82,7 @@ impl BackendTask for Info {
             genotype.clone(),
         );
         cfg.validate().map_err(UserError::new)?;
-        let net = cfg.init::<B::InnerBackend>(&device);
+        let net = cfg.init::<B::InnerBackend>(&mut ParamInit::new(0, Default::default(), &device));
         let infos = param_infos::<B::InnerBackend, _>(&net);
         let params: usize = infos.iter().filter(|p| !p.is_running_stat).map(|p| p.numel()).sum();
         let without_aux: usize =

@@ -3,8 +3,8 @@
 use crate::UserError;
 use crate::device::{BackendTask, DeviceSpec, dispatch};
 use anyhow::Result;
-use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::genotype::derive::Ranking;
+use dropnas_core::{DropnasAutodiffBackend, TorchCompat};
 use dropnas_search::{SearchConfig, run_search};
 use std::path::PathBuf;
 
@@ -77,9 +77,13 @@ pub struct SearchArgs {
     /// cpu, cuda[:N] or wgpu[:N] [default: BURN_DEVICE, else the best compiled in]
     #[arg(long)]
     pub device: Option<String>,
-    /// Modern PyTorch gradient semantics: weights of dropped ops get no update at all
-    /// (the original ran PyTorch 1.0, where momentum kept moving them)
-    #[arg(long)]
+    /// PyTorch semantics: 1.0 (what the published runs used: BatchNorm weights U(0, 1),
+    /// PyTorch 1.0's Adam epsilon, zero-filled gradients that keep momentum moving the weights of
+    /// dropped ops) or modern (PyTorch >= 2.0)
+    #[arg(long, default_value_t = TorchCompat::V1_0)]
+    pub torch_compat: TorchCompat,
+    /// The old name of --torch-compat modern
+    #[arg(long, conflicts_with = "torch_compat")]
     pub no_legacy_momentum: bool,
     /// Rank genotype ops and edges by raw alpha (the original) or by softmax
     #[arg(long, value_enum, default_value_t = RankingArg::Raw)]
@@ -125,7 +129,7 @@ impl SearchArgs {
         c.workers = self.workers;
         c.max_train_samples = self.max_train_samples;
         c.out_dir = self.out_dir.clone();
-        c.legacy_zero_grad = !self.no_legacy_momentum;
+        c.torch_compat = if self.no_legacy_momentum { TorchCompat::Modern } else { self.torch_compat };
         c.ranking = match self.ranking {
             RankingArg::Raw => Ranking::RawAlpha,
             RankingArg::Softmax => Ranking::Softmax,
