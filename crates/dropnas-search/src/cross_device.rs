@@ -2,10 +2,19 @@
 //! `dropnas selftest` checks a GPU with, against the CPU.
 //!
 //! Both start from the same network (the initial values are drawn on the host from the seed,
-//! see `dropnas_core::init`), see the same images, labels and dropout masks (drawn on the host
-//! too), and must agree on every step's losses and clipping norms, and on the alphas and every
-//! weight after the last step, within a relative tolerance (float arithmetic differs between
-//! backends: summation order, fused multiply-adds).
+//! see `dropnas_core::init`: they must be bit-identical), see the same images, labels and
+//! dropout masks (drawn on the host too), and must agree on
+//! - every step's losses and clipping norms, to `rtol` (relative);
+//! - after the last step, every weight tensor and every edge's softmaxed alphas (the mixing
+//!   weights of a step without drops) to `10 * rtol` (relative to each tensor's largest value).
+//!
+//! Why the second tolerance is looser: float arithmetic differs between backends (summation
+//! order, fused multiply-adds), and the run amplifies it. Adam divides by `sqrt(v)`, so an alpha
+//! whose gradient is near zero takes a step whose size and sign follow the gradient's float
+//! noise (measured on lavapipe: one alpha of 112 moved by +2e-4 on wgpu and -3e-4 on the CPU in
+//! the third step, while every loss agreed to 3e-6); the weights then follow slightly different
+//! mixing weights. The raw alphas are therefore compared through their softmax, which is what the
+//! network uses: a difference of 1e-3 in one alpha changes its edge's weights by about 1e-3.
 
 use crate::step::{DropNasOptimizers, StepConfig, StepSchedule, dropnas_step};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -25,8 +34,8 @@ const SIDE: usize = 16;
 const SEED: u64 = 19;
 
 /// Runs `steps` DropNAS steps on backend `A` (device `a`) and on `B` (device `b`) and panics,
-/// naming the first difference, unless they agree to `rtol`. Returns the largest relative
-/// difference seen in the losses and norms.
+/// naming the first difference, unless they agree as the module docs say (`rtol` 0: bit for
+/// bit). Returns the largest relative difference seen in the losses and norms.
 pub fn first_steps_agree<A: DropnasAutodiffBackend, B: DropnasAutodiffBackend>(
     a: &A::Device,
     b: &B::Device,
@@ -84,13 +93,16 @@ pub fn first_steps_agree<A: DropnasAutodiffBackend, B: DropnasAutodiffBackend>(
         if rtol == 0.0 {
             assert!(got == want, "{name}: not bit-identical");
         } else {
-            assert_close(&name, got, want, rtol, 0.0);
+            assert_close(&name, got, want, 10.0 * rtol, 1e-9);
         }
     };
     for cell in CellType::BOTH {
         let flat = |rows: Vec<Vec<f32>>| rows.into_iter().flatten().collect::<Vec<f32>>();
-        let (ra, rb) = (flat(model_a.alphas.rows(cell)), flat(model_b.alphas.rows(cell)));
-        close(format!("alphas ({}) after {steps} steps", cell.name()), &rb, &ra);
+        let (sa, sb) = (flat(model_a.alphas.softmax_rows(cell)), flat(model_b.alphas.softmax_rows(cell)));
+        close(format!("softmaxed alphas ({}) after {steps} steps", cell.name()), &sb, &sa);
+        if rtol == 0.0 {
+            assert!(model_a.alphas.rows(cell) == model_b.alphas.rows(cell), "alphas: not bit-identical");
+        }
     }
     let (va, vb) = (values_by_path(&model_a.net), values_by_path(&model_b.net));
     for (path, v) in &va {

@@ -68,7 +68,11 @@ impl BackendTask for Selftest {
         }
         #[cfg(feature = "flex")]
         checks.push((
-            format!("the first {cpu_steps} steps of a tiny search against the CPU (same seed, rtol {rtol:e})"),
+            format!(
+                "the first {cpu_steps} steps of a tiny search against the CPU from the same seed (losses {rtol:e}, \
+                 weights and mixing weights after them {:e})",
+                10.0 * rtol
+            ),
             Box::new(move || {
                 type Cpu = burn::backend::Autodiff<burn::backend::Flex>;
                 let cpu = Default::default();
