@@ -14,15 +14,20 @@ pub fn shared_data_dir() -> PathBuf {
     }
 }
 
+/// Whether this runs under CI: any non-empty `CI` but `false` or `0` (`true`, `1`, `True`...).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "false" | "0"))
+}
+
 /// The shared data folder `sub` (e.g. "mnist"), or `None` after a skip notice when it is
-/// missing. Under `CI=true` a missing folder fails the test instead.
+/// missing. Under CI ([`in_ci`]) a missing folder fails the test instead.
 pub fn shared_data(sub: &str) -> Option<PathBuf> {
     let dir = shared_data_dir().join(sub);
     if dir.is_dir() {
         return Some(dir);
     }
     let msg = format!("shared data {} not found (set DROPNAS_SHARED_DATA)", dir.display());
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if in_ci() {
         panic!("{msg}");
     }
     eprintln!("SKIPPED: {msg}");
@@ -142,8 +147,9 @@ pub fn cli(line: &str, paths: &[(&str, &Path)]) -> Vec<String> {
     a
 }
 
-/// The JSON head of a checkpoint file (`{"header": ..., "parts": [{"name","len","crc32"}]}`):
-/// 16 magic bytes, a little-endian u64 length, then the JSON. `None` while it cannot be read.
+/// The JSON head of a checkpoint file (`{"format": 2, "header": ..., "parts": [{"name","len","crc32"}]}`):
+/// 16 magic bytes, a little-endian u64 length, then the JSON (and its CRC32). `None` while it
+/// cannot be read.
 pub fn checkpoint_head(path: &Path) -> Option<Value> {
     let bytes = std::fs::read(path).ok()?;
     if !bytes.starts_with(b"DROPNAS-CKPT-v1\n") {
@@ -153,11 +159,12 @@ pub fn checkpoint_head(path: &Path) -> Option<Value> {
     serde_json::from_slice(bytes.get(24..24 + len)?).ok()
 }
 
-/// The bytes of part `name` of a checkpoint (the parts follow the JSON head, in index order).
+/// The bytes of part `name` of a checkpoint (the parts follow the JSON head and its 4-byte CRC,
+/// in index order).
 pub fn checkpoint_part(path: &Path, name: &str) -> Vec<u8> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let head = checkpoint_head(path).unwrap_or_else(|| panic!("{} is not a readable checkpoint", path.display()));
-    let mut at = 24 + u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize;
+    let mut at = 24 + u64::from_le_bytes(bytes[16..24].try_into().unwrap()) as usize + 4;
     for p in head["parts"].as_array().expect("parts") {
         let len = p["len"].as_u64().unwrap() as usize;
         if p["name"] == name {
@@ -261,5 +268,41 @@ pub fn kill_when(args: &[String], checkpoint: &Path, timeout_s: u64, when: impl 
             panic!("no awaited checkpoint after {timeout_s} s");
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A synthetic image of class `class` (0..3), `w x h`: the class's colour channel raised, stripes
+/// whose slant depends on the class, and noise from `seed`. Easy to tell apart, even cropped.
+pub fn class_picture(class: usize, w: u32, h: u32, seed: u64) -> image::RgbImage {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    image::RgbImage::from_fn(w, h, |px, py| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let n = (x % 40) as u8;
+        let stripe = if ((px + py * class as u32) / 3).is_multiple_of(2) { 50 } else { 0 };
+        let mut p = [n, n, n];
+        p[class % 3] = p[class % 3].saturating_add(150 + stripe);
+        image::Rgb(p)
+    })
+}
+
+/// Writes an image folder under `root`: `train/` with `train_per_class` and `val/` with
+/// `val_per_class` images of each of `classes`, alternately PNG and JPEG, of varied sizes (the
+/// third class's files sit in a sub-folder).
+pub fn write_image_folder(root: &Path, classes: &[&str], train_per_class: usize, val_per_class: usize) {
+    for (split, n) in [("train", train_per_class), ("val", val_per_class)] {
+        for (c, class) in classes.iter().enumerate() {
+            let dir = root.join(split).join(class);
+            let dir = if c == 2 { dir.join("more") } else { dir };
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..n {
+                let (w, h) = (20 + (i as u32 * 7) % 29, 18 + (i as u32 * 11) % 31);
+                let ext = if i % 2 == 0 { "png" } else { "jpg" };
+                let seed = (c * 1000 + i) as u64 + if split == "val" { 500 } else { 0 };
+                let path = dir.join(format!("{i:03}.{ext}"));
+                class_picture(c, w, h, seed).save(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+        }
     }
 }

@@ -712,6 +712,157 @@ class AugmentNetwork(nn.Module):
         return logits, aux
 
 
+class ImagenetStem(nn.Module):
+    """The ImageNet network's first stem: 3x3 conv in -> C/2 stride 2, BN, ReLU, 3x3 conv C/2 -> C
+    stride 2, BN (224 -> 56)."""
+
+    def __init__(self, c_in, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c // 2, 3, 2, 1, bias=False)
+        self.bn1 = bn(c // 2, affine=True)
+        self.conv2 = nn.Conv2d(c // 2, c, 3, 2, 1, bias=False)
+        self.bn2 = bn(c, affine=True)
+
+    def forward(self, x):
+        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+
+
+class ImagenetStem1(nn.Module):
+    """The ImageNet network's second stem: ReLU, 3x3 conv C -> C stride 2, BN (56 -> 28)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, 2, 1, bias=False)
+        self.bn = bn(c, affine=True)
+
+    def forward(self, x):
+        return self.bn(self.conv(F.relu(x)))
+
+
+class ImagenetAuxHead(nn.Module):
+    """Auxiliary head of the ImageNet network on the 7x7 map after cell 2L/3: ReLU, AvgPool(5,
+    stride 2, padding not counted) to 2x2, 1x1 conv C->128, BN, ReLU, 2x2 conv 128->768, ReLU
+    (no BN there), linear 768->classes."""
+
+    def __init__(self, c: int, n_classes: int, relu_inplace: bool = False):
+        super().__init__()
+        # DARTS' head starts with nn.ReLU(inplace=True) too (see AuxHead)
+        self.relu_inplace = relu_inplace
+        self.pool = nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False)
+        self.conv1 = nn.Conv2d(c, 128, 1, bias=False)
+        self.bn1 = bn(128, True)
+        self.conv2 = nn.Conv2d(128, 768, 2, bias=False)
+        self.linear = nn.Linear(768, n_classes)
+
+    def forward(self, x):
+        x = self.pool(F.relu(x, inplace=self.relu_inplace))
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.conv2(x))
+        return self.linear(x.flatten(1))
+
+
+class AugmentNetworkImageNet(nn.Module):
+    """The network of the DARTS family for 224x224 input (the mobile setting): the two stems above
+    (56x56 and 28x28, both C channels), the first cell treating the 56x56 stem as the output of a
+    reduction cell (FactorizedReduce), reductions at L/3 and 2L/3 (14x14, 7x7), the auxiliary head
+    after cell 2L/3, AvgPool2d(7) and a linear classifier. `compat` as in AugmentNetwork."""
+
+    def __init__(self, c_in, c, n_classes, layers, auxiliary, genotype, compat="1.0"):
+        super().__init__()
+        with building(compat):
+            self._build(c_in, c, n_classes, layers, auxiliary, genotype, compat)
+
+    def _build(self, c_in, c, n_classes, layers, auxiliary, genotype, compat):
+        if isinstance(genotype, str):
+            genotype = parse_genotype(genotype)
+        self.genotype = genotype
+        self.aux_pos = 2 * layers // 3 if auxiliary else -1
+        self.stem0 = ImagenetStem(c_in, c)
+        self.stem = ImagenetStem1(c)
+        c_pp, c_p, c_cur = c, c, c
+        self.cells = nn.ModuleList()
+        reduction_p = True
+        self.aux_head = None
+        for i in range(layers):
+            reduction = i in reduction_layers(layers)
+            if reduction:
+                c_cur *= 2
+            cell = AugmentCell(genotype, c_pp, c_p, c_cur, reduction_p, reduction)
+            self.cells.append(cell)
+            reduction_p = reduction
+            c_pp, c_p = c_p, c_cur * len(cell.concat)
+            if i == self.aux_pos:
+                self.aux_head = ImagenetAuxHead(c_p, n_classes, relu_inplace=compat == "1.0")
+        self.pool = nn.AvgPool2d(7)
+        self.linear = nn.Linear(c_p, n_classes)
+
+    def forward(self, x, drop_path=None):
+        aux = None
+        s0 = self.stem0(x)
+        s1 = self.stem(s0)
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, drop_path if self.training else None)
+            if i == self.aux_pos and self.training:
+                aux = self.aux_head(s1)
+        logits = self.linear(self.pool(s1).flatten(1))
+        return logits, aux
+
+
+def count_ops(model: nn.Module, input_shape, run) -> Dict[str, int]:
+    """Operations of one image, by forward hooks (and by wrapping F.relu / F.adaptive_avg_pool2d):
+    `macs`: multiply-adds of convolutions (C_out * H_out * W_out * C_in / groups * kh * kw) and linear
+    layers (in * out); `elementwise`: what ptflops counts besides, one per element: BatchNorm inputs
+    (two per element when affine), ReLU inputs, pooling inputs, linear biases. Modules under
+    `aux_head` are summed apart (`aux_macs`, `aux_elementwise`). `run(model, x)` does the forward in
+    train mode (so that the auxiliary head runs) on a batch of 2 (training-mode BN needs more than
+    one value per channel); the counts are per image."""
+    counts = {"macs": 0, "elementwise": 0, "aux_macs": 0, "aux_elementwise": 0}
+    in_aux = [False]
+
+    def add(kind, n):
+        counts[("aux_" if in_aux[0] else "") + kind] += int(n)
+
+    def hook(mod, inputs, out):
+        x = inputs[0][0]
+        if isinstance(mod, nn.Conv2d):
+            kh, kw = mod.kernel_size
+            add("macs", out[0].numel() * (mod.in_channels // mod.groups) * kh * kw)
+        elif isinstance(mod, nn.Linear):
+            add("macs", mod.in_features * mod.out_features)
+            add("elementwise", mod.out_features if mod.bias is not None else 0)
+        elif isinstance(mod, nn.BatchNorm2d):
+            add("elementwise", x.numel() * (2 if mod.affine else 1))
+        elif isinstance(mod, (nn.MaxPool2d, nn.AvgPool2d)):
+            add("elementwise", x.numel())
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.MaxPool2d, nn.AvgPool2d))]
+    aux = getattr(model, "aux_head", None)
+    if aux is not None:
+        hooks.append(aux.register_forward_pre_hook(lambda m, i: in_aux.__setitem__(0, True)))
+        hooks.append(aux.register_forward_hook(lambda m, i, o: in_aux.__setitem__(0, False)))
+    relu, adaptive = F.relu, F.adaptive_avg_pool2d
+
+    def counted_relu(x, *a, **k):
+        add("elementwise", x[0].numel())
+        return relu(x, *a, **k)
+
+    def counted_adaptive(x, *a, **k):
+        add("elementwise", x[0].numel())
+        return adaptive(x, *a, **k)
+
+    F.relu, F.adaptive_avg_pool2d = counted_relu, counted_adaptive
+    try:
+        model.train()
+        with torch.no_grad():
+            run(model, torch.zeros(2, *input_shape))
+    finally:
+        F.relu, F.adaptive_avg_pool2d = relu, adaptive
+        for h in hooks:
+            h.remove()
+    return counts
+
+
 def count_params(module: nn.Module, exclude_prefix: Optional[str] = None) -> int:
     return sum(p.numel() for n, p in module.named_parameters()
                if exclude_prefix is None or not n.startswith(exclude_prefix))

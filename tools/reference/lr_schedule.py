@@ -11,6 +11,18 @@ import torch
 warnings.simplefilter("ignore")
 
 
+def step_closed_form(lr, gamma, epochs):
+    """DARTS' ImageNet schedule: StepLR(step_size=1, gamma), stepped at the start of each epoch."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=lr)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=gamma)
+    out = []
+    for _ in range(epochs):
+        sched.step()
+        out.append(sched._get_closed_form_lr()[0])
+    return out
+
+
 def closed_form(lr_max, lr_min, epochs):
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=lr_max)
@@ -27,3 +39,5 @@ if __name__ == "__main__":
     print("search:", [(e, repr(lrs[e])) for e in (0, 1, 37, 74, 75)])
     lrs = closed_form(0.05, 0.0, 600)
     print("augment:", [(e, repr(lrs[e])) for e in (0, 299, 598, 599)])
+    lrs = step_closed_form(0.1, 0.97, 250)
+    print("imagenet step:", [(e, repr(lrs[e])) for e in (0, 1, 100, 249)])

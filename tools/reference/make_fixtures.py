@@ -51,10 +51,10 @@ def fixture_name(base: str, compat: str, ext: str = "safetensors") -> str:
     return f"{base}.{ext}" if R.check_compat(compat) == "1.0" else f"{base}.modern.{ext}"
 
 
-def pattern(shape):
+def pattern(shape, scale=0.04):
     n = int(np.prod(shape))
     i = np.arange(n, dtype=np.int64)
-    v = (((i * 7919 + 13) % 2003).astype(np.float64) - 1001.0) / 1001.0 * 0.04
+    v = (((i * 7919 + 13) % 2003).astype(np.float64) - 1001.0) / 1001.0 * scale
     return torch.from_numpy(v.astype(np.float32)).reshape(shape)
 
 
@@ -350,30 +350,150 @@ def make_augment_network(out_dir):
 # ----------------------------------------------------------------------------------------------
 
 
+def run_augment(model, x):
+    return model(x)
+
+
+def search_keep_all(alphas):
+    def run(model, x):
+        masks = [torch.ones(a.shape, dtype=torch.bool) for a in alphas.normal]
+        return R.search_forward(model, alphas, x, masks, masks)
+    return run
+
+
+# Genotypes transferred to ImageNet in the papers, for the operation counts (the Rust side has them
+# by name too).
+TRANSFERRED = {
+    "pc-darts": "Genotype(normal=[('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 0), "
+                "('dil_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_3x3', 1), ('avg_pool_3x3', 0), "
+                "('dil_conv_3x3', 1)], normal_concat=range(2, 6), reduce=[('sep_conv_5x5', 1), ('max_pool_3x3', 0), "
+                "('sep_conv_5x5', 1), ('sep_conv_5x5', 2), ('sep_conv_3x3', 0), ('sep_conv_3x3', 3), "
+                "('sep_conv_3x3', 1), ('sep_conv_3x3', 2)], reduce_concat=range(2, 6))",
+    "p-darts": "Genotype(normal=[('skip_connect', 0), ('dil_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), "
+               "('sep_conv_3x3', 1), ('sep_conv_3x3', 3), ('sep_conv_3x3', 0), ('dil_conv_5x5', 4)], "
+               "normal_concat=range(2, 6), reduce=[('avg_pool_3x3', 0), ('sep_conv_5x5', 1), ('sep_conv_3x3', 0), "
+               "('dil_conv_5x5', 2), ('max_pool_3x3', 0), ('dil_conv_3x3', 1), ('dil_conv_3x3', 1), "
+               "('dil_conv_5x5', 3)], reduce_concat=range(2, 6))",
+}
+
+
 def make_param_counts(out_dir):
-    res = {"search": [], "augment": []}
+    res = {"search": [], "augment": [], "imagenet": []}
     for space, layers in (("original", 8), ("original", 14), ("1-skip", 8), ("3-skip", 8)):
         net = R.SearchNetwork(3, 16, 10, layers, space)
         n_ops = len(R.SEARCH_SPACES[space])
         alphas = R.Alphas(4, n_ops)
+        ops = R.count_ops(net, (3, 32, 32), search_keep_all(alphas))
         res["search"].append({"space": space, "layers": layers, "init_channels": 16, "n_classes": 10,
                               "input_channels": 3, "weights": R.count_params(net),
-                              "alphas": R.count_params(alphas)})
+                              "alphas": R.count_params(alphas), "input_size": 32,
+                              "macs": ops["macs"], "elementwise": ops["elementwise"]})
     rows = [(g, 32, 3, nc) for g in ("darts-v2", "dropnas-cifar10") for nc in (10, 100)]
     rows.append(("dropnas-cifar10", 28, 1, 10))
     for g, size, cin, nc in rows:
         net = R.AugmentNetwork(size, cin, 36, nc, 20, True, g)
-        res["augment"].append({"genotype": g, "layers": 20, "init_channels": 36, "n_classes": nc,
-                               "input_size": size, "input_channels": cin,
-                               "with_aux": R.count_params(net), "without_aux": R.count_params(net, "aux_head")})
+        res["augment"].append(dict({"genotype": g, "layers": 20, "init_channels": 36, "n_classes": nc,
+                                    "input_size": size, "input_channels": cin,
+                                    "with_aux": R.count_params(net), "without_aux": R.count_params(net, "aux_head")},
+                                   **R.count_ops(net, (cin, size, size), run_augment)))
+    for g, nc in (("darts-v2", 1000), ("dropnas-cifar10", 1000), ("pc-darts", 1000), ("p-darts", 1000),
+                  ("darts-v2", 10)):
+        net = R.AugmentNetworkImageNet(3, 48, nc, 14, True, TRANSFERRED.get(g, g))
+        res["imagenet"].append(dict({"genotype": g, "layers": 14, "init_channels": 48, "n_classes": nc,
+                                     "input_size": 224, "input_channels": 3,
+                                     "with_aux": R.count_params(net), "without_aux": R.count_params(net, "aux_head")},
+                                    **R.count_ops(net, (3, 224, 224), run_augment)))
     res["note"] = ("Trainable parameters only (sum of numel over parameters(); BN running stats excluded). "
-                   "without_aux = parameters whose path does not start with 'aux_head'.")
+                   "without_aux = parameters whose path does not start with 'aux_head'. Operations of one image "
+                   "(dropnas_ref.count_ops): macs = multiply-adds of convolutions and linear layers; elementwise = "
+                   "BN inputs (x2 when affine), ReLU inputs, pooling inputs and linear biases, as ptflops counts "
+                   "them; aux_* = the same for the auxiliary head; the search network with every op kept. "
+                   "imagenet: AugmentNetworkImageNet (DARTS' mobile setting) at 224x224.")
     path = os.path.join(out_dir, "param_counts.json")
     with open(path, "w") as f:
         json.dump(res, f, indent=1)
         f.write("\n")
     print("param_counts.json:", json.dumps(res["search"]), json.dumps(res["augment"]))
     return res
+
+
+# ----------------------------------------------------------------------------------------------
+# (d2) the ImageNet network (mobile setting) and the label-smoothed loss
+# ----------------------------------------------------------------------------------------------
+
+IMAGENET_SEED = 6000
+# A 224x224 batch is 1.2 MB of float32: generated like the aux head's weight, at scale 1.
+INPUT_FORMULA = "x[i] = f32((f64((i*7919 + 13) % 2003) - 1001.0) / 1001.0), i = flat row-major index"
+IMAGENET_CONFIG = {"input_size": 224, "c_in": 3, "init_channels": 4, "n_classes": 10, "layers": 3,
+                   "auxiliary": True, "genotype": R.NAMED_GENOTYPES["darts-v2"], "genotype_name": "darts-v2",
+                   "label_smoothing": 0.1, "aux_weight": 0.4,
+                   "generated": {PATTERN_PATH: {"shape": [768, 128, 2, 2], "formula": PATTERN_FORMULA},
+                                 "input": {"shape": [2, 3, 224, 224], "formula": INPUT_FORMULA}}}
+# Gradients stored: the parts the ImageNet network adds to the CIFAR one (the cells are checked by
+# the other fixtures), so that the file stays small.
+IMAGENET_GRAD_PREFIXES = ("stem0.", "stem.", "cells.0.preproc0.", "aux_head.", "linear.")
+
+
+def label_smoothed_ce(logits, y, eps):
+    """Cross entropy against (1 - eps) * one_hot + eps / classes, averaged over the batch."""
+    log_p = F.log_softmax(logits, dim=1)
+    q = torch.full_like(log_p, eps / logits.shape[1])
+    q.scatter_add_(1, y.view(-1, 1), torch.full((len(y), 1), 1.0 - eps))
+    return -(q * log_p).sum(dim=1).mean()
+
+
+def make_augment_network_imagenet(out_dir):
+    c = IMAGENET_CONFIG
+    torch.manual_seed(IMAGENET_SEED)
+    model = R.AugmentNetworkImageNet(3, c["init_channels"], c["n_classes"], c["layers"], True, "darts-v2")
+    randomise_bn(model)
+    with torch.no_grad():
+        w = model.aux_head.conv2.weight
+        w.copy_(pattern(tuple(w.shape)))
+    before = state(model)
+    x = pattern((2, 3, 224, 224), scale=1.0)
+    torch.manual_seed(IMAGENET_SEED + 1)
+    y = torch.randint(0, c["n_classes"], (2,))
+
+    ev = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        eval_out, eval_aux = ev(x)
+    assert eval_aux is None
+
+    # the aux head reads the last of the 3 cells: the in-place ReLU (1.0) reaches the final pooling
+    modern = copy.deepcopy(model).train()
+    set_forward_compat(modern, "modern")
+    with torch.no_grad():
+        out_modern, aux_modern = modern(x)
+
+    model.train()
+    logits, aux = model(x)
+    assert torch.equal(aux.detach(), aux_modern), "the auxiliary output does not depend on the setting"
+    assert (logits.detach() - out_modern).abs().max() > 1e-4, "the in-place ReLU must change the output here"
+    ls = label_smoothed_ce(logits, y, c["label_smoothing"])
+    ls_aux = label_smoothed_ce(aux, y, c["label_smoothing"])
+    loss = ls + c["aux_weight"] * ls_aux
+    loss.backward()
+    grads = {n: g for n, g in grads_of(model).items() if n.startswith(IMAGENET_GRAD_PREFIXES) and n != PATTERN_PATH}
+
+    t = {"labels": y.float(), "output": logits, "output.modern": out_modern, "aux_output": aux,
+         "eval_output": eval_out,
+         "loss": scalar(loss.detach()), "ls": scalar(ls.detach()), "ls_aux": scalar(ls_aux.detach()),
+         "ce": scalar(F.cross_entropy(logits.detach(), y))}
+    t.update(prefixed("param.", without_pattern(before)))
+    t.update(prefixed("grad.", grads))
+    t.update(prefixed("after.", running_stats(model)))
+    config = dict(c, seed=IMAGENET_SEED, description=(
+        "AugmentNetworkImageNet (DARTS' NetworkImageNet shape) at C=4, 3 cells, 224x224 input (generated, "
+        "see 'generated'), with the auxiliary head, under PyTorch 1.0. param.<path>: initial state except the "
+        f"generated {PATTERN_PATH}; output/aux_output: train-mode forward (no drop path; the auxiliary head's "
+        "in-place ReLU reaches the final pooling: the head reads the last cell); output.modern: the same "
+        "without it; eval_output: eval-mode forward "
+        "from the initial state; ls, ls_aux: label-smoothed cross entropy (eps 0.1) of output and aux_output; "
+        "loss = ls + 0.4 ls_aux; ce: plain cross entropy of output; grad.<path>: gradients of loss for the "
+        f"parameters under {list(IMAGENET_GRAD_PREFIXES)} ({PATTERN_PATH} excepted); after.<path>: running "
+        "stats after the train-mode forward."))
+    save(out_dir, "augment_network_imagenet.safetensors", t, config)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -609,6 +729,7 @@ def main():
     make_search_network(args.out)
     make_augment_network(args.out)
     make_param_counts(args.out)
+    make_augment_network_imagenet(args.out)
     make_adam(args.out)
     for compat in R.COMPATS:
         make_search_step(args.out, compat)

@@ -151,22 +151,9 @@ fn cuda_driver_present() -> bool {
 /// error here (the panic message is kept out of the user's way).
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 fn probe<B: burn::tensor::backend::Backend>(device: &B::Device, text: &str, fix: &str) -> Result<()> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        burn::tensor::Tensor::<B, 1>::ones([1], device).into_data()
-    }));
-    std::panic::set_hook(hook);
-    match outcome {
+    match crate::quiet_panics::quietly(|| burn::tensor::Tensor::<B, 1>::ones([1], device).into_data()) {
         Ok(_) => Ok(()),
-        Err(cause) => {
-            let why = cause
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| cause.downcast_ref::<&str>().copied())
-                .unwrap_or("the backend failed to start");
-            bail!(crate::UserError::new(format!("device `{text}` cannot be used: {why}; {fix}")))
-        }
+        Err(why) => bail!(crate::UserError::new(format!("device `{text}` cannot be used: {why}; {fix}"))),
     }
 }
 

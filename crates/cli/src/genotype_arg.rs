@@ -40,8 +40,24 @@ pub fn resolve_genotype(arg: &str) -> Result<Genotype> {
     .into())
 }
 
+/// Genotype files are a few hundred bytes; reading stops well before something that is not one
+/// (`@/dev/zero`) can fill the memory.
+const MAX_GENOTYPE_FILE: u64 = 1 << 20;
+
 fn from_file(path: &Path) -> Result<Genotype> {
-    let content = std::fs::read_to_string(path)
-        .map_err(|e| UserError::new(format!("cannot read genotype file {}: {e}", path.display())))?;
+    use std::io::Read;
+    let cannot = |e: std::io::Error| UserError::new(format!("cannot read genotype file {}: {e}", path.display()));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path).and_then(|f| f.take(MAX_GENOTYPE_FILE + 1).read_to_end(&mut bytes)).map_err(cannot)?;
+    if bytes.len() as u64 > MAX_GENOTYPE_FILE {
+        return Err(UserError::new(format!(
+            "{} is larger than {} KiB: not a genotype file (a genotype is a line of Genotype(...) text)",
+            path.display(),
+            MAX_GENOTYPE_FILE >> 10
+        ))
+        .into());
+    }
+    let content = String::from_utf8(bytes)
+        .map_err(|_| UserError::new(format!("{} is not UTF-8 text: not a genotype file", path.display())))?;
     text::parse(&content).map_err(|e| UserError::new(format!("{}: {e}", path.display())).into())
 }

@@ -1,6 +1,8 @@
-//! The augment network: a genotype's cells stacked `L` deep, trained from scratch.
+//! The augment network: a genotype's cells stacked `L` deep, trained from scratch; DARTS'
+//! CIFAR network or its ImageNet network ([`crate::augment_network_imagenet`]).
 
 use crate::augment_cell::AugmentCell;
+use crate::augment_network_imagenet::{IMAGENET_FINAL_POOL, ImagenetStem, NetworkKind, check_imagenet_input};
 use crate::aux_head::{AuxHead, check_aux_side};
 use crate::drop_path::DropPathSource;
 use crate::genotype::Genotype;
@@ -12,7 +14,7 @@ use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::module::adaptive_avg_pool2d;
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d};
 use serde::{Deserialize, Serialize};
 
 /// The shape of an augment network. Saved with every checkpoint, so that a checkpoint alone
@@ -26,7 +28,11 @@ pub struct AugmentNetworkConfig {
     pub layers: usize,
     pub auxiliary: bool,
     pub stem_multiplier: usize,
+    #[serde(with = "crate::genotype::as_text")]
     pub genotype: Genotype,
+    /// CIFAR or ImageNet network (absent in checkpoints written before the ImageNet network: CIFAR).
+    #[serde(default)]
+    pub network: NetworkKind,
 }
 
 impl AugmentNetworkConfig {
@@ -39,7 +45,30 @@ impl AugmentNetworkConfig {
         auxiliary: bool,
         genotype: Genotype,
     ) -> Self {
-        Self { input_size, input_channels, init_channels, n_classes, layers, auxiliary, stem_multiplier: 3, genotype }
+        Self {
+            input_size,
+            input_channels,
+            init_channels,
+            n_classes,
+            layers,
+            auxiliary,
+            stem_multiplier: 3,
+            genotype,
+            network: NetworkKind::Cifar,
+        }
+    }
+
+    /// The same shape built as `network`.
+    pub fn with_network(self, network: NetworkKind) -> Self {
+        Self { network, ..self }
+    }
+
+    /// Whether an auxiliary head fits this network's input size.
+    pub fn aux_fits(&self) -> bool {
+        match self.network {
+            NetworkKind::Cifar => check_aux_side(self.input_size / 4).is_ok(),
+            NetworkKind::Imagenet => check_imagenet_input(self.input_size, true).is_ok(),
+        }
     }
 
     /// Cell index after which the auxiliary head reads, if any.
@@ -47,13 +76,25 @@ impl AugmentNetworkConfig {
         self.auxiliary.then_some(2 * self.layers / 3)
     }
 
-    /// Checks the shape before building (the auxiliary head needs a large enough feature map).
+    /// Checks the shape before building (the auxiliary head needs a large enough feature map;
+    /// every FactorizedReduce an even side).
     pub fn validate(&self) -> Result<(), String> {
         if self.layers == 0 {
             return Err("--layers must be at least 1".into());
         }
-        if self.auxiliary {
-            check_aux_side(self.input_size / 4)?;
+        match self.network {
+            NetworkKind::Cifar => {
+                if self.input_size == 0 || !self.input_size.is_multiple_of(4) {
+                    return Err(format!(
+                        "the input side must be a multiple of 4 (the two reduction cells halve it, each through                          FactorizedReduce, which needs an even side), got {}",
+                        self.input_size
+                    ));
+                }
+                if self.auxiliary {
+                    check_aux_side(self.input_size / 4)?;
+                }
+            }
+            NetworkKind::Imagenet => check_imagenet_input(self.input_size, self.auxiliary)?,
         }
         Ok(())
     }
@@ -67,6 +108,8 @@ impl AugmentNetworkConfig {
 
 #[derive(Module, Debug)]
 pub struct AugmentNetwork<B: Backend> {
+    /// The ImageNet network's `stem0`, before `stem`; absent in the CIFAR network.
+    pub stem0: Option<ImagenetStem<B>>,
     pub stem: Stem<B>,
     pub cells: Vec<AugmentCell<B>>,
     pub aux_head: Option<AuxHead<B>>,
@@ -77,14 +120,25 @@ pub struct AugmentNetwork<B: Backend> {
     /// Only the final pooling can tell (every cell starts with a ReLU of its inputs), so it
     /// changes the result only when the head reads the last cell (3 cells or fewer).
     pub aux_relu_in_place: bool,
+    /// The classifier's pooling: 0 for global average pooling (CIFAR), else AvgPool2d(k)
+    /// (ImageNet: 7).
+    pub final_pool: usize,
 }
 
 impl<B: DropnasBackend> AugmentNetwork<B> {
     pub fn new(cfg: &AugmentNetworkConfig, init: &mut ParamInit<B>) -> Self {
-        let c_stem = cfg.stem_multiplier * cfg.init_channels;
-        let stem = Stem::new(cfg.input_channels, c_stem, init);
+        let imagenet = cfg.network == NetworkKind::Imagenet;
+        // The ImageNet stems end at C channels, and the first cell treats `stem0` as the output
+        // of a reduction cell (its s0 is twice as large as its s1).
+        let c_stem = if imagenet { cfg.init_channels } else { cfg.stem_multiplier * cfg.init_channels };
+        // The stems first: the original's construction order, which the seeded draws follow.
+        let (stem0, stem) = if imagenet {
+            (Some(ImagenetStem::new(cfg.input_channels, c_stem, init)), Stem::imagenet(c_stem, init))
+        } else {
+            (None, Stem::new(cfg.input_channels, c_stem, init))
+        };
         let (mut c_pp, mut c_p, mut c) = (c_stem, c_stem, cfg.init_channels);
-        let mut reduction_p = false;
+        let mut reduction_p = imagenet;
         let mut cells = Vec::with_capacity(cfg.layers);
         let mut aux_head = None;
         for i in 0..cfg.layers {
@@ -97,16 +151,22 @@ impl<B: DropnasBackend> AugmentNetwork<B> {
             (c_pp, c_p) = (c_p, c * cell.multiplier());
             cells.push(cell);
             if Some(i) == cfg.aux_position() {
-                aux_head = Some(AuxHead::new(cfg.input_size / 4, c_p, cfg.n_classes, init));
+                aux_head = Some(if imagenet {
+                    AuxHead::imagenet(c_p, cfg.n_classes, init)
+                } else {
+                    AuxHead::new(cfg.input_size / 4, c_p, cfg.n_classes, init)
+                });
             }
         }
         Self {
+            stem0,
             stem,
             cells,
             aux_head,
             linear: init.linear(c_p, cfg.n_classes),
             aux_position: cfg.aux_position().unwrap_or(usize::MAX),
             aux_relu_in_place: init.compat().aux_relu_in_place(),
+            final_pool: if imagenet { IMAGENET_FINAL_POOL } else { 0 },
         }
     }
 
@@ -117,8 +177,17 @@ impl<B: DropnasBackend> AugmentNetwork<B> {
         drop: &mut dyn DropPathSource,
         with_aux: bool,
     ) -> (Tensor<B, 2>, Option<Tensor<B, 2>>) {
-        let s = self.stem.forward(x);
-        let (mut s0, mut s1) = (s.clone(), s);
+        let (mut s0, mut s1) = match &self.stem0 {
+            Some(stem0) => {
+                let s0 = stem0.forward(x);
+                let s1 = self.stem.forward(s0.clone());
+                (s0, s1)
+            }
+            None => {
+                let s = self.stem.forward(x);
+                (s.clone(), s)
+            }
+        };
         let mut aux = None;
         for (i, cell) in self.cells.iter().enumerate() {
             let next = cell.forward(s0, s1.clone(), drop);
@@ -130,8 +199,11 @@ impl<B: DropnasBackend> AugmentNetwork<B> {
                 aux = Some(head.forward(s1.clone()));
             }
         }
-        let pooled = adaptive_avg_pool2d(s1, [1, 1]).flatten::<2>(1, 3);
-        (self.linear.forward(pooled), aux)
+        let pooled = match self.final_pool {
+            0 => adaptive_avg_pool2d(s1, [1, 1]),
+            k => avg_pool2d(s1, [k, k], [k, k], [0, 0], true, false),
+        };
+        (self.linear.forward(pooled.flatten::<2>(1, 3)), aux)
     }
 }
 

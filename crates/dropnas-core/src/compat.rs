@@ -59,6 +59,23 @@ impl TorchCompat {
     pub fn aux_relu_in_place(self) -> bool {
         self == TorchCompat::V1_0
     }
+
+    /// Reads `"1.0"` / `"modern"`, or the boolean `legacy_zero_grad` that configurations written
+    /// before `--torch-compat` existed hold instead (`false` was `--no-legacy-momentum`, today's
+    /// `modern`), so that their run folders still load (use with `alias = "legacy_zero_grad"`).
+    pub fn deserialize_or_legacy_flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Compat(TorchCompat),
+            LegacyZeroGrad(bool),
+        }
+        Ok(match Stored::deserialize(d)? {
+            Stored::Compat(c) => c,
+            Stored::LegacyZeroGrad(true) => TorchCompat::V1_0,
+            Stored::LegacyZeroGrad(false) => TorchCompat::Modern,
+        })
+    }
 }
 
 impl fmt::Display for TorchCompat {
@@ -97,6 +114,20 @@ mod tests {
         assert_eq!("1.0.0".parse::<TorchCompat>().unwrap(), TorchCompat::V1_0);
         let err = "1.6".parse::<TorchCompat>().unwrap_err();
         assert!(err.contains("1.0") && err.contains("modern"), "{err}");
+    }
+
+    #[test]
+    fn configurations_with_the_old_legacy_zero_grad_flag_still_load() {
+        #[derive(Deserialize)]
+        struct Settings {
+            #[serde(default, alias = "legacy_zero_grad", deserialize_with = "TorchCompat::deserialize_or_legacy_flag")]
+            torch_compat: TorchCompat,
+        }
+        let read = |json: &str| serde_json::from_str::<Settings>(json).unwrap().torch_compat;
+        assert_eq!(read(r#"{"legacy_zero_grad": false}"#), TorchCompat::Modern);
+        assert_eq!(read(r#"{"legacy_zero_grad": true}"#), TorchCompat::V1_0);
+        assert_eq!(read(r#"{"torch_compat": "modern"}"#), TorchCompat::Modern);
+        assert_eq!(read("{}"), TorchCompat::V1_0);
     }
 
     #[test]

@@ -63,3 +63,26 @@ pub fn param_infos<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamInfo> {
 pub fn count_params<B: Backend, M: Module<B>>(module: &M) -> usize {
     param_infos::<B, M>(module).iter().filter(|p| !p.is_running_stat).map(ParamInfo::numel).sum()
 }
+
+/// `3815482` -> `3,815,482`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A model's size as every output of dropnas gives it: the parameter count, and the "MB" the
+/// original logs (pt.darts' `param_size`: parameters / 2^20), both labelled.
+pub fn model_size(params: usize) -> String {
+    format!(
+        "{} parameters ({:.3} MB in the original's unit, parameters / 2^20)",
+        thousands(params as u64),
+        params as f64 / 1048576.0
+    )
+}

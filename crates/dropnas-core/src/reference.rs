@@ -1,7 +1,8 @@
 //! Agreement with the independent PyTorch reference (`tools/reference`, fixtures in
 //! `tools/fixtures`): every op forward and backward, a whole search network forward and
 //! backward under dropout masks, a whole augment network (train with drop path and auxiliary
-//! head, and eval), and parameter counts.
+//! head, and eval), DARTS' ImageNet network (train and eval at 224x224), and parameter and
+//! operation counts.
 //!
 //! The checks are generic over the backend: the tests run them on the CPU, on the GPU backends
 //! compiled in, and `dropnas selftest` runs them on any device. They panic on a mismatch.
@@ -210,6 +211,57 @@ pub fn augment_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64,
     }
 }
 
+#[test]
+fn imagenet_network_matches_pytorch_train_and_eval() {
+    for compat in TorchCompat::ALL {
+        augment_network_imagenet::<Cpu>(&Default::default(), CPU_RTOL, compat);
+    }
+}
+
+/// The generated tensors of the ImageNet fixture: `f32((f64((i*7919 + 13) % 2003) - 1001) / 1001 *
+/// scale)` over the flat index (`tools/reference/make_fixtures.py`).
+pub fn generated_pattern(n: usize, scale: f64) -> Vec<f32> {
+    (0..n).map(|i| ((((i * 7919 + 13) % 2003) as f64 - 1001.0) / 1001.0 * scale) as f32).collect()
+}
+
+/// The ImageNet fixture's network (C = 4, 3 cells, auxiliary head, DARTS V2) with its initial
+/// state, and its generated 224x224 input; its forward follows PyTorch `compat`.
+pub fn imagenet_fixture_network<B: DropnasAutodiffBackend>(
+    fx: &Fixture,
+    device: &B::Device,
+    compat: TorchCompat,
+) -> (crate::AugmentNetwork<B>, Tensor<B, 4>) {
+    let cfg = AugmentNetworkConfig::new(224, 3, 4, 10, 3, true, named("darts-v2").unwrap())
+        .with_network(crate::NetworkKind::Imagenet);
+    cfg.validate().expect("the fixture's shape is valid");
+    let (net, missing) = fx.load_into(cfg.init::<B>(&mut ParamInit::new(0, compat, device)), "param.");
+    assert_eq!(missing, vec!["param.aux_head.conv2.weight".to_string()]);
+    let shape = [2, 3, 224, 224];
+    let x = Tensor::from_data(TensorData::new(generated_pattern(shape.iter().product(), 1.0), shape), device);
+    (with_generated_aux_weight(net), x)
+}
+
+pub fn augment_network_imagenet<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64, compat: TorchCompat) {
+    let atol = rtol / 10.0;
+    let fx = Fixture::load("augment_network_imagenet");
+    let (net, x) = imagenet_fixture_network::<B>(&fx, device, compat);
+    let (eval, aux) = net.valid().forward(x.clone().inner(), &mut NoDropPath, false);
+    assert!(aux.is_none());
+    assert_close("eval_output", &vec_of(eval), fx.data("eval_output"), rtol, atol);
+    let (out, aux) = net.forward(x, &mut NoDropPath, true);
+    // the head reads the last of the 3 cells: PyTorch 1.0's in-place ReLU reaches the output
+    let key = for_compat("output", compat);
+    assert_close(&format!("{compat}: {key}"), &vec_of(out), fx.data(&key), rtol, atol);
+    assert_close("aux_output", &vec_of(aux.expect("aux logits")), fx.data("aux_output"), rtol, atol);
+    let values = values_by_path(&net);
+    let mut checked = 0;
+    for key in fx.tensors.keys().filter(|k| k.starts_with("after.")) {
+        assert_close(key, &values[&key[6..]], fx.data(key), rtol, atol);
+        checked += 1;
+    }
+    assert!(checked > 20, "running statistics checked: {checked}");
+}
+
 /// `aux_head.conv2.weight` is too large for a fixture; the reference generates it.
 pub fn with_generated_aux_weight<Bk: burn::tensor::backend::Backend>(
     mut net: crate::AugmentNetwork<Bk>,
@@ -217,7 +269,7 @@ pub fn with_generated_aux_weight<Bk: burn::tensor::backend::Backend>(
     let head = net.aux_head.as_mut().expect("aux head");
     let shape = head.conv2.weight.dims();
     let n: usize = shape.iter().product();
-    let data: Vec<f32> = (0..n).map(|i| ((((i * 7919 + 13) % 2003) as f64 - 1001.0) / 1001.0 * 0.04) as f32).collect();
+    let data = generated_pattern(n, 0.04);
     let device = head.conv2.weight.device();
     head.conv2.weight = head.conv2.weight.clone().map(|t| {
         let v = Tensor::from_data(TensorData::new(data, shape), &device);
@@ -246,9 +298,18 @@ fn parameter_counts_equal_pytorch() {
         let model = cfg.init::<Flex>(&mut ParamInit::new(0, TorchCompat::default(), &device));
         assert_eq!(count_params(&model.net), num(e, "weights"), "{e}");
         assert_eq!(count_params(&model.alphas), num(e, "alphas"), "{e}");
+        let side = num(e, "input_size");
+        let cost = crate::flops::search_network_cost(&model.net, [num(e, "input_channels"), side, side]).unwrap();
+        assert_eq!(cost.macs, num(e, "macs") as u64, "{e}");
+        assert_eq!(cost.elementwise, num(e, "elementwise") as u64, "{e}");
     }
     let augment = counts["augment"].as_array().unwrap();
-    for e in augment {
+    let imagenet = counts["imagenet"].as_array().unwrap();
+    for (e, network) in augment
+        .iter()
+        .map(|e| (e, crate::NetworkKind::Cifar))
+        .chain(imagenet.iter().map(|e| (e, crate::NetworkKind::Imagenet)))
+    {
         let genotype = named(e["genotype"].as_str().unwrap()).unwrap();
         let cfg = AugmentNetworkConfig::new(
             num(e, "input_size"),
@@ -258,7 +319,9 @@ fn parameter_counts_equal_pytorch() {
             num(e, "layers"),
             true,
             genotype,
-        );
+        )
+        .with_network(network);
+        cfg.validate().unwrap();
         let net = cfg.init::<Flex>(&mut ParamInit::new(0, TorchCompat::default(), &device));
         let infos = crate::params::param_infos::<Flex, _>(&net);
         let with: usize = infos.iter().filter(|p| !p.is_running_stat).map(|p| p.numel()).sum();
@@ -266,9 +329,20 @@ fn parameter_counts_equal_pytorch() {
             infos.iter().filter(|p| !p.is_running_stat && !p.path.starts_with("aux_head")).map(|p| p.numel()).sum();
         assert_eq!(with, num(e, "with_aux"), "{e}");
         assert_eq!(without, num(e, "without_aux"), "{e}");
+        let side = num(e, "input_size");
+        let cost = crate::flops::augment_network_cost(&net, [num(e, "input_channels"), side, side]).unwrap();
+        assert_eq!(cost.network.macs, num(e, "macs") as u64, "{e}");
+        assert_eq!(cost.network.elementwise, num(e, "elementwise") as u64, "{e}");
+        assert_eq!(cost.aux_head.macs, num(e, "aux_macs") as u64, "{e}");
+        assert_eq!(cost.aux_head.elementwise, num(e, "aux_elementwise") as u64, "{e}");
     }
-    // (L=8, 14) x 10 classes for the supernet; darts-v2 and dropnas-cifar10 x (10, 100) classes
-    assert!(search.len() >= 2 && augment.len() >= 4);
+    // (L=8, 14) x 10 classes for the supernet; darts-v2 and dropnas-cifar10 x (10, 100) classes;
+    // DARTS V2, DropNAS, PC-DARTS and P-DARTS cells in the ImageNet network
+    assert!(search.len() >= 2 && augment.len() >= 4 && imagenet.len() >= 4);
+    // DARTS V2 in the mobile setting: the DARTS paper's 4.7M parameters.
+    let darts = &imagenet[0];
+    assert_eq!((darts["genotype"].as_str(), num(darts, "n_classes")), (Some("darts-v2"), 1000));
+    assert_eq!((num(darts, "without_aux") as f64 / 1e5).round(), 47.0);
 }
 
 /// The same comparisons on every GPU backend compiled in, held to 1e-4 relative: the CPU and the
@@ -290,6 +364,7 @@ mod gpu {
         search_network::<Wgpu>(&device, GPU_RTOL);
         for compat in TorchCompat::ALL {
             augment_network::<Wgpu>(&device, GPU_RTOL, compat);
+            augment_network_imagenet::<Wgpu>(&device, GPU_RTOL, compat);
         }
     }
 
@@ -302,6 +377,7 @@ mod gpu {
         search_network::<Cuda>(&device, GPU_RTOL);
         for compat in TorchCompat::ALL {
             augment_network::<Cuda>(&device, GPU_RTOL, compat);
+            augment_network_imagenet::<Cuda>(&device, GPU_RTOL, compat);
         }
     }
 }

@@ -16,19 +16,32 @@ use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-/// 3x3 conv (in -> 3C) then affine BN; shared by the search and augment networks.
+/// 3x3 conv (in -> 3C) then affine BN; shared by the search and augment networks. In DARTS'
+/// ImageNet network it is `stem1`: ReLU, 3x3 conv with stride 2, affine BN.
 #[derive(Module, Debug)]
 pub struct Stem<B: Backend> {
     pub conv: Conv2d<B>,
     pub bn: BatchNorm2d<B>,
+    /// A ReLU before the convolution (the ImageNet `stem1` only; it follows `stem0`'s BN).
+    pub relu: bool,
 }
 
 impl<B: DropnasBackend> Stem<B> {
     pub fn new(c_in: usize, c_out: usize, init: &mut ParamInit<B>) -> Self {
-        Self { conv: ConvSpec::square(c_in, c_out, 3, 1, 1).init(init), bn: BatchNorm2d::new(c_out, true, init) }
+        Self {
+            conv: ConvSpec::square(c_in, c_out, 3, 1, 1).init(init),
+            bn: BatchNorm2d::new(c_out, true, init),
+            relu: false,
+        }
+    }
+
+    /// DARTS' ImageNet `stem1`: ReLU, 3x3 conv `c -> c` with stride 2, BN.
+    pub fn imagenet(c: usize, init: &mut ParamInit<B>) -> Self {
+        Self { conv: ConvSpec::square(c, c, 3, 2, 1).init(init), bn: BatchNorm2d::new(c, true, init), relu: true }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let x = if self.relu { burn::tensor::activation::relu(x) } else { x };
         self.bn.forward(self.conv.forward(x))
     }
 }
@@ -36,6 +49,23 @@ impl<B: DropnasBackend> Stem<B> {
 /// Whether cell `i` of `layers` is a reduction cell (channels double, size halves).
 pub fn is_reduction(i: usize, layers: usize) -> bool {
     i == layers / 3 || i == 2 * layers / 3
+}
+
+/// The cells of a network of `layers` cells on `side`x`side` input whose first cell has
+/// `init_channels` channels: `(reduction, channels, output side)` of each, as both networks
+/// lay them out (for estimates of their size before they are built).
+pub fn cell_plan(layers: usize, init_channels: usize, side: usize) -> Vec<(bool, usize, usize)> {
+    let (mut c, mut s) = (init_channels, side);
+    (0..layers)
+        .map(|i| {
+            let reduction = is_reduction(i, layers);
+            if reduction {
+                c *= 2;
+                s = s.div_ceil(2);
+            }
+            (reduction, c, s)
+        })
+        .collect()
 }
 
 /// The shape of a search network.

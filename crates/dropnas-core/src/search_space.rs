@@ -64,11 +64,88 @@ impl fmt::Display for OpKind {
     }
 }
 
-/// One dropout group of a search space: the columns it owns.
+/// The two kinds of dropout group of DropNAS, each with its own drop rate (r_p, r_np).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupKind {
+    /// Ops with trainable weights.
+    Param,
+    /// Ops without: pools, skip_connect, none.
+    NonParam,
+}
+
+impl GroupKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupKind::Param => "param",
+            GroupKind::NonParam => "nonparam",
+        }
+    }
+}
+
+/// One dropout group of a search space: its kind and the columns it owns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpGroup {
-    pub name: String,
+    pub kind: GroupKind,
     pub columns: Vec<usize>,
+}
+
+/// The search spaces of the DropNAS paper, by name (`--search-space`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SpaceName {
+    /// The 8 ops of DARTS.
+    #[default]
+    #[serde(rename = "original")]
+    Original,
+    /// The two pools deleted.
+    #[serde(rename = "1-skip")]
+    OneSkip,
+    /// The two pools replaced by skip_connect, each with its own alpha.
+    #[serde(rename = "3-skip")]
+    ThreeSkip,
+}
+
+impl SpaceName {
+    pub const ALL: [SpaceName; 3] = [SpaceName::Original, SpaceName::OneSkip, SpaceName::ThreeSkip];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpaceName::Original => "original",
+            SpaceName::OneSkip => "1-skip",
+            SpaceName::ThreeSkip => "3-skip",
+        }
+    }
+
+    /// The space: its op list (column order) and groups.
+    pub fn space(self) -> SearchSpace {
+        use OpKind::*;
+        let ops: Vec<OpKind> = match self {
+            SpaceName::Original => {
+                vec![SepConv3x3, SepConv5x5, DilConv3x3, DilConv5x5, MaxPool3x3, AvgPool3x3, SkipConnect, None]
+            }
+            SpaceName::OneSkip => vec![SepConv3x3, SepConv5x5, DilConv3x3, DilConv5x5, SkipConnect, None],
+            SpaceName::ThreeSkip => {
+                vec![SepConv3x3, SepConv5x5, DilConv3x3, DilConv5x5, SkipConnect, SkipConnect, SkipConnect, None]
+            }
+        };
+        SearchSpace::from_ops(self.as_str(), ops)
+    }
+}
+
+impl std::str::FromStr for SpaceName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|n| n.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown search space `{s}` (known: {})", SEARCH_SPACE_NAMES.join(", ")))
+    }
+}
+
+impl fmt::Display for SpaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An ordered op list (the columns of an alpha row) and its dropout groups.
@@ -86,20 +163,7 @@ impl SearchSpace {
     /// The search spaces of the DropNAS paper. The column order is DropNAS's (parameterised ops
     /// first), not pt.darts's; genotype text names ops, so only alpha columns depend on it.
     pub fn named(name: &str) -> Option<SearchSpace> {
-        use OpKind::*;
-        let ops: Vec<OpKind> = match name {
-            "original" => {
-                vec![SepConv3x3, SepConv5x5, DilConv3x3, DilConv5x5, MaxPool3x3, AvgPool3x3, SkipConnect, None]
-            }
-            // the two pools deleted
-            "1-skip" => vec![SepConv3x3, SepConv5x5, DilConv3x3, DilConv5x5, SkipConnect, None],
-            // the two pools replaced by skip_connect, each with its own alpha
-            "3-skip" => {
-                vec![SepConv3x3, SepConv5x5, DilConv3x3, DilConv5x5, SkipConnect, SkipConnect, SkipConnect, None]
-            }
-            _ => return Option::None,
-        };
-        Some(Self::from_ops(name, ops))
+        name.parse::<SpaceName>().ok().map(SpaceName::space)
     }
 
     /// A space from an op list, grouped by [`OpKind::is_parameterised`].
@@ -108,10 +172,10 @@ impl SearchSpace {
         let nonparam: Vec<usize> = (0..ops.len()).filter(|&i| !ops[i].is_parameterised()).collect();
         let mut groups = Vec::new();
         if !param.is_empty() {
-            groups.push(OpGroup { name: "param".into(), columns: param });
+            groups.push(OpGroup { kind: GroupKind::Param, columns: param });
         }
         if !nonparam.is_empty() {
-            groups.push(OpGroup { name: "nonparam".into(), columns: nonparam });
+            groups.push(OpGroup { kind: GroupKind::NonParam, columns: nonparam });
         }
         SearchSpace { name: name.to_string(), ops, groups }
     }

@@ -7,9 +7,21 @@ use burn::tensor::{Tensor, TensorData};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// The reference fixtures: `$DROPNAS_FIXTURES`, else `tools/fixtures` under the current
-/// folder (a checkout's root), else this workspace's `tools/fixtures`.
+/// The folder `dropnas selftest --fixtures DIR` points at (set once, before the checks run).
+static FIXTURES_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Reads the fixtures from `dir` from now on (the first call wins).
+pub fn use_fixtures_dir(dir: PathBuf) {
+    let _ = FIXTURES_DIR.set(dir);
+}
+
+/// The reference fixtures: the folder given to [`use_fixtures_dir`], else `$DROPNAS_FIXTURES`,
+/// else `tools/fixtures` under the current folder (a checkout's root), else this workspace's
+/// `tools/fixtures`.
 pub fn fixtures_dir() -> PathBuf {
+    if let Some(dir) = FIXTURES_DIR.get() {
+        return dir.clone();
+    }
     if let Ok(dir) = std::env::var("DROPNAS_FIXTURES") {
         return dir.into();
     }

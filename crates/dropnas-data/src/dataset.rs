@@ -143,3 +143,93 @@ impl FromStr for DatasetKind {
         }
     }
 }
+
+/// Written as the CLI name (`"fashion-mnist"`); read with the same spellings as the CLI takes.
+impl serde::Serialize for DatasetKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DatasetKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What `--dataset` names: one of the built-in data sets, or an image folder (`imagefolder`:
+/// `DIR/train/CLASS/*.jpg`, `DIR/val/CLASS/*.jpg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dataset {
+    Builtin(DatasetKind),
+    ImageFolder,
+}
+
+impl Dataset {
+    /// The CLI name: a built-in data set's, or `imagefolder`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::Builtin(kind) => kind.name(),
+            Dataset::ImageFolder => crate::source::IMAGE_FOLDER,
+        }
+    }
+
+    /// For messages: "CIFAR-10", "image folder".
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Dataset::Builtin(kind) => kind.display_name(),
+            Dataset::ImageFolder => "image folder",
+        }
+    }
+
+    /// The built-in data set, if it is one.
+    pub fn builtin(self) -> Option<DatasetKind> {
+        match self {
+            Dataset::Builtin(kind) => Some(kind),
+            Dataset::ImageFolder => None,
+        }
+    }
+
+    /// The CLI's default data dir, relative to the current directory: `datasets/<name>`.
+    pub fn default_dir(self) -> PathBuf {
+        PathBuf::from("datasets").join(self.name())
+    }
+}
+
+impl From<DatasetKind> for Dataset {
+    fn from(kind: DatasetKind) -> Self {
+        Dataset::Builtin(kind)
+    }
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Dataset {
+    type Err = DataError;
+
+    /// A built-in name in any of its spellings, or `imagefolder` (`image-folder`, `ImageFolder`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if crate::source::is_image_folder(s) {
+            return Ok(Dataset::ImageFolder);
+        }
+        s.parse().map(Dataset::Builtin)
+    }
+}
+
+impl serde::Serialize for Dataset {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Dataset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}

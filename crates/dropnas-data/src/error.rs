@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use crate::dataset::{DatasetKind, Split};
 
-/// Where to send users for sources, layouts and checksums.
-pub const README_HINT: &str = "see datasets/README.md";
+/// Where to send users for sources, layouts and checksums: an address, which works from any
+/// folder (a path relative to a checkout does not).
+pub const README_HINT: &str = "see https://github.com/dropnas/dropnas/blob/main/datasets/README.md";
 
 /// Everything that can go wrong while finding, downloading, checking or reading a data set.
 #[derive(Debug, thiserror::Error)]
@@ -16,10 +17,10 @@ pub enum DataError {
     /// The files of a data set are not where they should be and were not downloaded.
     #[error(
         "{} {split} data not found: expected {expected} in {searched}. {reason} \
-         Put the files there by hand ({README_HINT} for sources and MD5 checksums), \
-         or run `sh datasets/fetch.sh {} {}`",
+         Download {} into {} by hand (the tools check their MD5 on first use), or point --data-dir \
+         at a folder that holds the files ({README_HINT} for every data set's files and checksums)",
         kind.display_name(),
-        kind.name(),
+        crate::download::remote_files(*kind).iter().map(|f| f.url).collect::<Vec<_>>().join(", "),
         dir.display()
     )]
     NotFound {
@@ -40,7 +41,7 @@ pub enum DataError {
     /// A download did not complete (no network, HTTP error, disk full...).
     #[error(
         "downloading {url} failed: {reason}. Without internet access, put {expected} into {dir} \
-         by hand ({README_HINT})"
+         by hand, or point --data-dir at a folder that holds them ({README_HINT})"
     )]
     Download {
         /// The address that was requested.
@@ -172,9 +173,93 @@ pub enum DataError {
         source: std::io::Error,
     },
 
-    /// A name that is not one of the four data sets.
-    #[error("unknown data set {0:?}: expected one of cifar10, cifar100, mnist, fashion-mnist")]
+    /// A file or folder this process may not read.
+    #[error("permission denied: cannot read {}; fix its permissions (e.g. `chmod -R u+rX`) or point --data-dir elsewhere", path.display())]
+    Permission {
+        /// The file or folder.
+        path: PathBuf,
+    },
+
+    /// A file that is a known file of another data set (or another split).
+    #[error(
+        "{} is {found}, not {expected}: point --data-dir at the {dataset} files ({README_HINT})",
+        path.display()
+    )]
+    WrongData {
+        /// The file at fault.
+        path: PathBuf,
+        /// What the file is, e.g. "MNIST's train-images-idx3-ubyte (MD5 of its content 6bbc...)".
+        found: String,
+        /// What was expected there.
+        expected: String,
+        /// The data set that was asked for.
+        dataset: String,
+    },
+
+    /// A name that is not one of the data sets.
+    #[error("unknown data set {0:?}: expected one of cifar10, cifar100, mnist, fashion-mnist, imagefolder")]
     UnknownDataset(String),
+
+    /// An image folder without the expected layout (no `train/` or `val/`, no class folders).
+    #[error(
+        "{}: {problem}. An image-folder data set holds DIR/train/CLASS/*.jpg (or .jpeg, .png; sub-folders \
+         allowed) and DIR/val/CLASS/... with the same class folders (README: \"Your own images\")",
+        dir.display()
+    )]
+    FolderLayout {
+        /// The data dir that was given.
+        dir: PathBuf,
+        /// What is wrong, in words.
+        problem: String,
+    },
+
+    /// A class folder without one usable image.
+    #[error(
+        "{}: this class folder holds no usable .jpg/.jpeg/.png image ({skipped} skipped as unreadable, {ignored} \
+         without an image extension); add images or remove the folder (every class needs images in train/ and val/)",
+        folder.display()
+    )]
+    EmptyClass {
+        /// The class folder.
+        folder: PathBuf,
+        /// Image files in it that cannot be read.
+        skipped: usize,
+        /// Other files in it.
+        ignored: usize,
+    },
+
+    /// The evaluation folder's classes are not the training folder's.
+    #[error(
+        "{}: its class folders must be those of train/ (labels are positions in the sorted class list): {}{}",
+        dir.display(),
+        if missing.is_empty() { String::new() } else { format!("missing {}", missing.join(", ")) },
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!("{}not in train/: {}", if missing.is_empty() { "" } else { "; " }, extra.join(", "))
+        }
+    )]
+    ClassMismatch {
+        /// The evaluation folder.
+        dir: PathBuf,
+        /// Training classes without a folder here.
+        missing: Vec<String>,
+        /// Folders here that are not training classes.
+        extra: Vec<String>,
+    },
+
+    /// An image whose header read when its folder was opened but whose data does not decode.
+    #[error(
+        "{}: cannot decode this image: {reason}. Replace the file with a good copy (or delete it and restart the run: \
+         the file list, and so the sample order, changes) and --resume",
+        path.display()
+    )]
+    Decode {
+        /// The image file.
+        path: PathBuf,
+        /// What the decoder reported.
+        reason: String,
+    },
 
     /// An option that cannot work (batch size 0, an image set of the wrong shape...).
     #[error("invalid data option: {0}")]
@@ -184,6 +269,24 @@ pub enum DataError {
 impl DataError {
     /// Wraps an I/O error with the path it concerns.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), source }
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::PermissionDenied {
+            return DataError::Permission { path };
+        }
+        DataError::Io { path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permission_error_says_so() {
+        let e = DataError::io("/data/mnist", std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        let msg = e.to_string();
+        assert!(msg.contains("permission denied") && msg.contains("/data/mnist") && msg.contains("chmod"), "{msg}");
+        let e = DataError::io("/data/mnist", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(!e.to_string().contains("permission"));
     }
 }

@@ -78,6 +78,22 @@ fn find_file(kind: DatasetKind, folder: &Path, name: &str) -> Option<PathBuf> {
     None
 }
 
+/// The paths of the files one split of `kind` is read from under `dir`, when they are all there.
+pub fn split_paths(kind: DatasetKind, dir: &Path, split: Split) -> Option<Vec<PathBuf>> {
+    locate(kind, dir, split)
+}
+
+/// A folder on the way to the files that this process may not read: reported as such, not as
+/// "not found".
+fn unreadable(kind: DatasetKind, dir: &Path) -> Option<DataError> {
+    let mut folders = vec![dir.to_path_buf()];
+    folders.extend(candidate_dirs(kind, dir));
+    folders.into_iter().filter(|d| d.exists()).find_map(|d| match std::fs::read_dir(&d) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some(DataError::Permission { path: d }),
+        _ => None,
+    })
+}
+
 /// The paths of all files of a split, from the first folder that has all of them.
 fn locate(kind: DatasetKind, dir: &Path, split: Split) -> Option<Vec<PathBuf>> {
     let names = split_files(kind, split);
@@ -112,13 +128,14 @@ fn not_found(kind: DatasetKind, dir: &Path, split: Split, reason: &str) -> DataE
 pub fn load(kind: DatasetKind, dir: &Path, split: Split, opts: &LoadOptions) -> Result<ImageSet, DataError> {
     let paths = match locate(kind, dir, split) {
         Some(paths) => paths,
+        None if unreadable(kind, dir).is_some() => return Err(unreadable(kind, dir).expect("just checked")),
         None if opts.download => {
             download::download(kind, dir)?;
             locate(kind, dir, split)
                 .ok_or_else(|| not_found(kind, dir, split, "The download finished but did not produce these files."))?
         }
         None => {
-            return Err(not_found(kind, dir, split, "Downloading is turned off (no_download)."));
+            return Err(not_found(kind, dir, split, "Downloading is turned off (--no-download)."));
         }
     };
     let n_classes = kind.n_classes(opts.coarse_labels);

@@ -6,6 +6,10 @@
 //! the consumer still receives exactly the same batches, in order, as with one thread, and lets a
 //! resumed run start an epoch at any batch. (Burn's multi-threaded DataLoader hands batches out in
 //! arrival order, which breaks that, hence this small prefetcher.)
+//!
+//! The samples come from an in-memory [`ImageSet`] or from an [`ImageFolder`], whose images are
+//! decoded and transformed on the worker threads (an image that does not decode makes its batch
+//! an error naming the file).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -16,6 +20,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::Rng;
 
 use crate::error::DataError;
+use crate::folder_transform::FolderAugment;
+use crate::image_folder::ImageFolder;
 use crate::image_set::ImageSet;
 use crate::seed;
 use crate::transform::Augment;
@@ -27,7 +33,7 @@ pub struct Batch {
     pub images: Vec<f32>,
     /// Class of each sample.
     pub labels: Vec<i64>,
-    /// Index of each sample in its [`ImageSet`].
+    /// Index of each sample in its [`ImageSet`] or [`ImageFolder`].
     pub indices: Vec<usize>,
     /// `[batch, channels, height, width]`.
     pub shape: [usize; 4],
@@ -79,28 +85,73 @@ impl LoaderConfig {
     }
 }
 
-/// Hands out the batches of an [`ImageSet`] epoch by epoch (see the module docs).
+/// Hands out the batches of an [`ImageSet`] or an [`ImageFolder`] epoch by epoch (see the
+/// module docs).
 #[derive(Debug, Clone)]
 pub struct Loader {
     job: Arc<Job>,
     config: LoaderConfig,
 }
 
+/// Where the samples come from, with their preprocessing.
+#[derive(Debug)]
+enum Samples {
+    Memory { set: Arc<ImageSet>, augment: Augment },
+    Folder { folder: Arc<ImageFolder>, augment: FolderAugment },
+}
+
+impl Samples {
+    fn len(&self) -> usize {
+        match self {
+            Samples::Memory { set, .. } => set.len(),
+            Samples::Folder { folder, .. } => folder.len(),
+        }
+    }
+
+    fn shape(&self) -> [usize; 3] {
+        match self {
+            Samples::Memory { augment, .. } => augment.shape(),
+            Samples::Folder { augment, .. } => augment.shape(),
+        }
+    }
+
+    fn label(&self, i: usize) -> usize {
+        match self {
+            Samples::Memory { set, .. } => set.label(i),
+            Samples::Folder { folder, .. } => folder.label(i),
+        }
+    }
+
+    /// Preprocesses sample `i` into `out`.
+    fn fill(&self, i: usize, rng: &mut rand_chacha::ChaCha8Rng, out: &mut [f32]) -> Result<(), DataError> {
+        match self {
+            Samples::Memory { set, augment } => augment.apply(set.image(i), rng, out),
+            Samples::Folder { folder, augment } => augment.apply(&folder.decode(i)?, rng, out),
+        }
+        Ok(())
+    }
+}
+
 /// What every worker needs, shared read-only.
 #[derive(Debug)]
 struct Job {
-    set: Arc<ImageSet>,
-    augment: Augment,
+    samples: Samples,
+    n_classes: usize,
     batch_size: usize,
     seed: u64,
+}
+
+fn check_batch_size(config: &LoaderConfig) -> Result<(), DataError> {
+    if config.batch_size == 0 {
+        return Err(DataError::InvalidOption("batch size must be at least 1".into()));
+    }
+    Ok(())
 }
 
 impl Loader {
     /// Checks that `augment` fits the images and that the batch size is not 0.
     pub fn new(set: Arc<ImageSet>, augment: Augment, config: LoaderConfig) -> Result<Self, DataError> {
-        if config.batch_size == 0 {
-            return Err(DataError::InvalidOption("batch size must be at least 1".into()));
-        }
+        check_batch_size(&config)?;
         let set_shape = [set.channels(), set.height(), set.width()];
         if augment.shape() != set_shape {
             return Err(DataError::InvalidOption(format!(
@@ -108,7 +159,31 @@ impl Loader {
                 augment.shape()
             )));
         }
-        Ok(Loader { job: Arc::new(Job { set, augment, batch_size: config.batch_size, seed: config.seed }), config })
+        let n_classes = set.n_classes();
+        let job = Job {
+            samples: Samples::Memory { set, augment },
+            n_classes,
+            batch_size: config.batch_size,
+            seed: config.seed,
+        };
+        Ok(Loader { job: Arc::new(job), config })
+    }
+
+    /// Batches of an image folder, decoded and preprocessed by `augment` on the worker threads.
+    pub fn image_folder(
+        folder: Arc<ImageFolder>,
+        augment: FolderAugment,
+        config: LoaderConfig,
+    ) -> Result<Self, DataError> {
+        check_batch_size(&config)?;
+        let n_classes = folder.n_classes();
+        let job = Job {
+            samples: Samples::Folder { folder, augment },
+            n_classes,
+            batch_size: config.batch_size,
+            seed: config.seed,
+        };
+        Ok(Loader { job: Arc::new(job), config })
     }
 
     /// The configuration.
@@ -116,19 +191,40 @@ impl Loader {
         &self.config
     }
 
-    /// The images read.
-    pub fn image_set(&self) -> &Arc<ImageSet> {
-        &self.job.set
+    /// The in-memory images read, if the samples are in memory.
+    pub fn image_set(&self) -> Option<&Arc<ImageSet>> {
+        match &self.job.samples {
+            Samples::Memory { set, .. } => Some(set),
+            Samples::Folder { .. } => None,
+        }
+    }
+
+    /// The image folder read, if the samples come from one.
+    pub fn image_folder_source(&self) -> Option<&Arc<ImageFolder>> {
+        match &self.job.samples {
+            Samples::Folder { folder, .. } => Some(folder),
+            Samples::Memory { .. } => None,
+        }
+    }
+
+    /// Shape of one preprocessed sample: [channels, height, width].
+    pub fn shape(&self) -> [usize; 3] {
+        self.job.samples.shape()
+    }
+
+    /// Number of classes the labels range over.
+    pub fn n_classes(&self) -> usize {
+        self.job.n_classes
     }
 
     /// Number of samples per epoch.
     pub fn len(&self) -> usize {
-        self.job.set.len()
+        self.job.samples.len()
     }
 
     /// Whether an epoch has no sample.
     pub fn is_empty(&self) -> bool {
-        self.job.set.is_empty()
+        self.len() == 0
     }
 
     /// Batches per epoch, the last partial batch included.
@@ -151,13 +247,14 @@ impl Loader {
     }
 
     /// Batch `index` of `epoch`, built on the calling thread (`None` past the end).
-    pub fn batch(&self, epoch: usize, index: usize) -> Option<Batch> {
+    pub fn batch(&self, epoch: usize, index: usize) -> Option<Result<Batch, DataError>> {
         let order = self.order(epoch);
         (index < self.batches_per_epoch()).then(|| self.job.build(&order, epoch as u64, index))
     }
 
     /// The batches of `epoch` from batch `start_batch` on, prepared by the configured worker
-    /// threads and delivered in order. Dropping the iterator early stops the workers.
+    /// threads and delivered in order. Dropping the iterator early stops the workers. A batch
+    /// is an error when one of its images does not decode (image folders only).
     pub fn epoch(&self, epoch: usize, start_batch: usize) -> EpochIter {
         let total = self.batches_per_epoch();
         let start = start_batch.min(total);
@@ -193,8 +290,8 @@ impl Loader {
 
 impl Job {
     /// Batch `index` of an epoch with sample order `order`.
-    fn build(&self, order: &[usize], epoch: u64, index: usize) -> Batch {
-        let [c, h, w] = self.augment.shape();
+    fn build(&self, order: &[usize], epoch: u64, index: usize) -> Result<Batch, DataError> {
+        let [c, h, w] = self.samples.shape();
         let lo = index * self.batch_size;
         let hi = (lo + self.batch_size).min(order.len());
         let indices = order[lo..hi].to_vec();
@@ -203,10 +300,10 @@ impl Job {
         let mut labels = Vec::with_capacity(indices.len());
         for (out, &i) in images.chunks_exact_mut(per_image).zip(&indices) {
             let mut rng = seed::sample_rng(self.seed, epoch, i as u64);
-            self.augment.apply(self.set.image(i), &mut rng, out);
-            labels.push(self.set.label(i) as i64);
+            self.samples.fill(i, &mut rng, out)?;
+            labels.push(self.samples.label(i) as i64);
         }
-        Batch { images, labels, shape: [indices.len(), c, h, w], indices }
+        Ok(Batch { images, labels, shape: [indices.len(), c, h, w], indices })
     }
 }
 
@@ -229,7 +326,7 @@ struct State {
     /// Next batch index the consumer will receive.
     next_deliver: usize,
     /// Built batches not yet delivered.
-    ready: BTreeMap<usize, Batch>,
+    ready: BTreeMap<usize, Result<Batch, DataError>>,
     stop: bool,
     worker_panicked: bool,
 }
@@ -287,9 +384,9 @@ pub struct EpochIter {
 }
 
 impl Iterator for EpochIter {
-    type Item = Batch;
+    type Item = Result<Batch, DataError>;
 
-    fn next(&mut self) -> Option<Batch> {
+    fn next(&mut self) -> Option<Self::Item> {
         let shared = &self.shared;
         let mut st = shared.lock();
         let index = st.next_deliver;

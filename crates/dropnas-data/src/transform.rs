@@ -168,7 +168,7 @@ impl Augment {
 }
 
 /// `ToTensor` + `Normalize` for every byte value, in PyTorch's f32 arithmetic.
-fn normalisation_tables(mean: &[f64], std: &[f64]) -> Vec<[f32; 256]> {
+pub(crate) fn normalisation_tables(mean: &[f64], std: &[f64]) -> Vec<[f32; 256]> {
     mean.iter()
         .zip(std)
         .map(|(&m, &s)| {

@@ -59,8 +59,10 @@ fn missing_folder_names_the_files_and_the_readme() {
         let msg = err.to_string();
         assert!(msg.contains("datasets/README.md"), "{msg}");
         assert!(msg.contains(&dir.display().to_string()), "{msg}");
-        assert!(msg.contains("no_download"), "{msg}");
-        assert!(msg.contains(&format!("fetch.sh {}", kind.name())), "{msg}");
+        // the flag as it is typed, and where the files come from (not a path relative to a checkout)
+        assert!(msg.contains("--no-download") && msg.contains("--data-dir"), "{msg}");
+        let url = dropnas_data::download::remote_files(kind)[0].url;
+        assert!(msg.contains(url), "{msg}");
         let expected_file = match kind {
             DatasetKind::Cifar10 => "data_batch_5.bin",
             DatasetKind::Cifar100 => "train.bin",

@@ -13,11 +13,13 @@ pub mod cell;
 pub mod plots;
 pub mod report;
 pub mod run;
+pub mod stats;
 pub mod tb;
 
 pub use cell::CellDiagram;
 pub use report::{CompareTable, RunSummary, compare};
 pub use run::{RunData, RunKind};
+pub use stats::MeanStd;
 
 use std::path::{Path, PathBuf};
 
@@ -125,6 +127,11 @@ pub fn write_run_artifacts(run_dir: &Path) -> Result<Artifacts, ReportError> {
         RunKind::Search => plots::drop_freq_figure(&format!("{what}: operation dropout per group"), &run.metrics),
         RunKind::Augment => None,
     };
+    let n_ops = run.alphas.first().map_or(8, |a| a.ops.len());
+    let collapse = match run.kind {
+        RunKind::Search => plots::collapse_figure(&format!("{what}: collapse monitor"), &run.metrics, n_ops),
+        RunKind::Augment => None,
+    };
 
     // The figures are independent: draw them on two threads.
     let (mut files, events) = std::thread::scope(|s| -> Result<_, ReportError> {
@@ -145,6 +152,9 @@ pub fn write_run_artifacts(run_dir: &Path) -> Result<Artifacts, ReportError> {
         if let Some(fig) = &drop_freq {
             files.extend(plots::write_panel_figure(fig, &plots_dir, "drop_freq")?);
         }
+        if let Some(fig) = &collapse {
+            files.extend(plots::write_panel_figure(fig, &plots_dir, "collapse")?);
+        }
         let events = tb::write_run_events(&run)?;
         files.extend(side.join().map_err(|_| ReportError::Plot("a drawing thread panicked".into()))??);
         Ok((files, events))
@@ -156,6 +166,7 @@ pub fn write_run_artifacts(run_dir: &Path) -> Result<Artifacts, ReportError> {
         curves: curves.is_some(),
         alphas: alphas.is_some(),
         drop_freq: drop_freq.is_some(),
+        collapse: collapse.is_some(),
         events: events.is_some(),
     };
     let report = run_dir.join("report.md");

@@ -374,6 +374,8 @@ pub fn decimate(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
 const TRAIN: Rgb = Rgb(0x1f, 0x77, 0xb4);
 const TEST: Rgb = Rgb(0xff, 0x7f, 0x0e);
 const LR: Rgb = Rgb(0x2c, 0xa0, 0x2c);
+const REG: Rgb = Rgb(0x94, 0x67, 0xbd);
+const AUX: Rgb = Rgb(0x8c, 0x56, 0x4b);
 
 /// Training curves: loss, top-1 and learning rate per epoch (and per step, thin); for augment runs
 /// also the test loss and top-1. `None` without any epoch or step line.
@@ -400,17 +402,36 @@ pub fn curves_figure(title: &str, kind: RunKind, m: &Metrics) -> Option<PanelFig
         points: decimate(&pts, 1500),
     };
     let step_label = if m.steps.len() > 1500 { "train, per step (bucket means)" } else { "train, per step" };
+    // The cross entropy where the run logs it (a search's "loss" adds the decay term; a
+    // retraining's the auxiliary loss: neither is comparable with the test loss)
+    let step_ce = |s: &crate::run::StepLine| s.terms.loss_1.or(s.terms.ce).unwrap_or(s.loss);
+    let epoch_ce = |e: &crate::run::EpochLine| e.terms.loss_1.or(e.terms.ce).or(e.train_loss());
+    let has_ce = m.steps.iter().any(|s| s.terms.loss_1.or(s.terms.ce).is_some());
+    let (what, y_desc) = if has_ce { ("train ce", "cross entropy") } else { ("train", "loss") };
 
-    let mut loss = vec![thin(step_label, m.steps.iter().map(|s| (step_x(s), s.loss)).collect())];
+    let mut loss =
+        vec![thin(&step_label.replacen("train", what, 1), m.steps.iter().map(|s| (step_x(s), step_ce(s))).collect())];
     let mut top1 = vec![thin(step_label, m.steps.iter().map(|s| (step_x(s), 100.0 * s.top1)).collect())];
-    let mut l = Line::new("train, epoch mean", TRAIN, epoch_pts(&|e| e.train_loss(), 1.0));
+    let mut l = Line::new(&format!("{what}, epoch mean"), TRAIN, epoch_pts(&epoch_ce, 1.0));
     l.marker = marker;
     loss.push(l);
+    for (label, colour, f) in [
+        ("regularisation (loss_2), epoch mean", REG, (|e: &crate::run::EpochLine| e.terms.loss_2) as fn(&_) -> _),
+        ("auxiliary head ce, epoch mean", AUX, |e: &crate::run::EpochLine| e.terms.ce_aux),
+    ] {
+        let pts = epoch_pts(&f, 1.0);
+        if !pts.is_empty() {
+            let mut l = Line::new(label, colour, pts);
+            l.marker = marker;
+            l.dashed = true;
+            loss.push(l);
+        }
+    }
     let mut l = Line::new("train, epoch mean", TRAIN, epoch_pts(&|e| e.train_top1(), 100.0));
     l.marker = marker;
     top1.push(l);
     if kind == RunKind::Augment || m.has_validation() {
-        let mut l = Line::new("test", TEST, epoch_pts(&|e| e.val_loss, 1.0));
+        let mut l = Line::new(if has_ce { "test ce" } else { "test" }, TEST, epoch_pts(&|e| e.val_loss, 1.0));
         l.marker = marker;
         loss.push(l);
         let best = m.epochs.iter().filter_map(|e| e.val_top1.map(|v| (v, e.epoch))).fold(
@@ -441,7 +462,7 @@ pub fn curves_figure(title: &str, kind: RunKind, m: &Metrics) -> Option<PanelFig
         x_desc: "epoch".into(),
         x_range: (0.0, max_epoch),
         panels: vec![
-            Panel { y_desc: "loss".into(), weight: 1.0, lines: loss, legend_at_bottom: false, y_range: None },
+            Panel { y_desc: y_desc.into(), weight: 1.0, lines: loss, legend_at_bottom: false, y_range: None },
             Panel { y_desc: "top-1 (%)".into(), weight: 1.0, lines: top1, legend_at_bottom: true, y_range: None },
             Panel {
                 y_desc: "learning rate".into(),
@@ -449,6 +470,78 @@ pub fn curves_figure(title: &str, kind: RunKind, m: &Metrics) -> Option<PanelFig
                 lines: vec![lr],
                 legend_at_bottom: false,
                 y_range: Some((0.0, if lr_max > 0.0 { lr_max * 1.08 } else { 1.0 })),
+            },
+        ],
+    })
+}
+
+/// The collapse monitor of a search over the epochs: skip-connects in the derived cells, the
+/// share of parameter-free ops, and the mean entropy of the edges' softmaxed alphas against the
+/// uniform level `ln(n_ops)`. `None` unless the epoch lines have them.
+pub fn collapse_figure(title: &str, m: &Metrics, n_ops: usize) -> Option<PanelFigure> {
+    let rows: Vec<_> = m.epochs.iter().filter(|e| e.skip_connects_normal.is_some()).collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let marker = if rows.len() <= 40 { 3.0 } else { 1.5 };
+    let series = |label: &str, colour: Rgb, f: &dyn Fn(&crate::run::EpochLine) -> Option<f64>| {
+        let mut l =
+            Line::new(label, colour, rows.iter().filter_map(|e| f(e).map(|v| (f64::from(e.epoch), v))).collect());
+        l.marker = marker;
+        l
+    };
+    let level = |label: &str, y: f64| {
+        let x1 = rows.iter().map(|e| f64::from(e.epoch)).fold(1.0, f64::max);
+        let mut l = Line::new(label, Rgb(0x44, 0x44, 0x44), vec![(0.0, y), (x1, y)]);
+        l.dashed = true;
+        l.width = 1.5;
+        l
+    };
+    let skips = vec![
+        series("normal cell", TRAIN, &|e| e.skip_connects_normal.map(f64::from)),
+        series("reduction cell", TEST, &|e| e.skip_connects_reduce.map(f64::from)),
+        level("warning level: 3 in the normal cell", 3.0),
+    ];
+    let free = vec![
+        series("normal cell", TRAIN, &|e| e.param_free_normal),
+        series("reduction cell", TEST, &|e| e.param_free_reduce),
+        level("warning level: one half", 0.5),
+    ];
+    let uniform = (n_ops.max(1) as f64).ln();
+    let entropy = vec![
+        series("normal cell", TRAIN, &|e| e.alpha_entropy_normal),
+        series("reduction cell", TEST, &|e| e.alpha_entropy_reduce),
+        level(&format!("uniform alphas: ln({n_ops}) = {uniform:.3}"), uniform),
+    ];
+    let max_epoch = rows.iter().map(|e| e.epoch).max().unwrap_or(1);
+    let ent_lo = entropy.iter().flat_map(|l| l.points.iter().map(|p| p.1)).fold(uniform, f64::min);
+    Some(PanelFigure {
+        title: title.to_string(),
+        width: 900,
+        height: 760,
+        x_desc: "epoch".into(),
+        x_range: (0.0, f64::from(max_epoch).max(1.0)),
+        panels: vec![
+            Panel {
+                y_desc: "skip-connects".into(),
+                weight: 1.0,
+                lines: skips,
+                legend_at_bottom: false,
+                y_range: Some((0.0, 8.5)),
+            },
+            Panel {
+                y_desc: "parameter-free share".into(),
+                weight: 1.0,
+                lines: free,
+                legend_at_bottom: false,
+                y_range: Some((0.0, 1.05)),
+            },
+            Panel {
+                y_desc: "mean alpha entropy (nats)".into(),
+                weight: 1.0,
+                lines: entropy,
+                legend_at_bottom: true,
+                y_range: Some(((ent_lo - 0.05 * uniform).max(0.0), uniform * 1.03)),
             },
         ],
     })
@@ -611,7 +704,11 @@ impl AlphaFigure {
             font(11.0, k).color(&RGBColor(0x55, 0x55, 0x55)).pos(Pos::new(HPos::Left, VPos::Center)),
         ))?;
 
-        let hi = self
+        // The y axis spans the data (and the uniform level 1/n_ops, drawn dashed): early in a
+        // search every alpha sits within a few thousandths of uniform, which a fixed 0..1 axis
+        // would draw as one flat line.
+        let uniform = 1.0 / self.ops.len().max(1) as f64;
+        let (lo, hi) = self
             .normal
             .iter()
             .chain(&self.reduce)
@@ -619,8 +716,10 @@ impl AlphaFigure {
             .flatten()
             .copied()
             .filter(|v| v.is_finite())
-            .fold(0.0, f64::max);
-        let y_max = ((hi * 10.0).ceil() / 10.0).clamp(0.1, 1.0);
+            .fold((uniform, uniform), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let pad = ((hi - lo) * 0.08).max(1e-4);
+        let (y_min, y_max) = ((lo - pad).max(0.0), (hi + pad).min(1.0));
+        let digits = ((-(y_max - y_min).log10()).ceil() as i32 + 1).clamp(1, 5) as usize;
         let e0 = f64::from(*self.epochs.first().unwrap_or(&1));
         let e1 = f64::from(*self.epochs.last().unwrap_or(&1));
         let (x0, x1) = if e1 > e0 { (e0, e1) } else { (e0 - 0.5, e0 + 0.5) };
@@ -676,9 +775,9 @@ impl AlphaFigure {
                     let mut chart = ChartBuilder::on(&area)
                         .x_label_area_size(if bottom { wi(X_TICKS, k) } else { 0 })
                         .y_label_area_size(if first_col { wi(Y_TICKS, k) } else { 0 })
-                        .build_cartesian_2d(x0..x1, 0.0..y_max)?;
+                        .build_cartesian_2d(x0..x1, y_min..y_max)?;
                     let xt = |v: &f64| format!("{}", v.round() as i64);
-                    let yt = |v: &f64| format!("{v:.1}");
+                    let yt = |v: &f64| format!("{v:.digits$}");
                     chart
                         .configure_mesh()
                         .light_line_style(TRANSPARENT)
@@ -691,6 +790,13 @@ impl AlphaFigure {
                         .x_label_formatter(&xt)
                         .y_label_formatter(&yt)
                         .draw()?;
+                    let grey = RGBColor(0x88, 0x88, 0x88).stroke_width(w(1.0, k));
+                    chart.draw_series(DashedLineSeries::new(
+                        [(x0, uniform), (x1, uniform)],
+                        wi(4.0, k),
+                        wi(3.0, k),
+                        grey,
+                    ))?;
                     for (c, colour) in colours.iter().enumerate() {
                         let pts: Vec<(f64, f64)> = self
                             .epochs
@@ -714,6 +820,19 @@ impl AlphaFigure {
                             op_colour(op).rgb().stroke_width(t),
                         );
                         root.draw(&frame)?;
+                        // the chosen op and its last weight, against the uniform level
+                        let last = data
+                            .last()
+                            .and_then(|rows| rows.get(edge))
+                            .and_then(|r| self.ops.iter().position(|o| o == op).and_then(|c| r.get(c)).copied());
+                        if let Some(v) = last {
+                            let label = format!("{op} {v:.3} ({:+.0}%)", 100.0 * (v / uniform - 1.0));
+                            root.draw(&Text::new(
+                                label,
+                                (xr.start + wi(4.0, k), yr.start + wi(8.0, k)),
+                                font(9.0, k).color(&black).pos(Pos::new(HPos::Left, VPos::Center)),
+                            ))?;
+                        }
                     }
                     edge += 1;
                 }
@@ -721,7 +840,10 @@ impl AlphaFigure {
         }
         let fh = self.size().1;
         root.draw(&Text::new(
-            "epoch (x) vs softmax weight of each op (y)".to_string(),
+            format!(
+                "epoch (x) vs softmax weight of each op (y, spanning the data); dashed: the uniform level 1/{} = {uniform:.4}",
+                self.ops.len()
+            ),
             (wi(16.0, k), wi(f64::from(fh) - 14.0, k)),
             font(11.0, k).color(&RGBColor(0x55, 0x55, 0x55)).pos(Pos::new(HPos::Left, VPos::Center)),
         ))?;

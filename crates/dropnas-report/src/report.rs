@@ -3,7 +3,9 @@
 
 use crate::ReportError;
 use crate::run::{RunData, RunKind};
+use crate::stats::MeanStd;
 use dropnas_core::genotype::Genotype;
+use dropnas_core::params::model_size;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -26,12 +28,20 @@ pub struct RunSummary {
     pub finished: bool,
     /// Last epoch's mean training top-1 (fraction).
     pub last_train_top1: Option<f64>,
+    /// Last epoch's means of the named loss terms (`ce 1.902, reg 0.403`).
+    pub last_train_terms: Option<String>,
     /// Last epoch's test top-1 (fraction), augment runs.
     pub last_test_top1: Option<f64>,
     /// Best test top-1 (fraction) and its epoch, augment runs.
     pub best_test_top1: Option<(f64, Option<u32>)>,
     /// Without the auxiliary head, augment runs.
     pub params: Option<u64>,
+    /// Operations of one image through the network without the auxiliary head, augment runs
+    /// (`summary.json`'s `flops`, see `dropnas_core::flops`): multiply-adds of convolutions and
+    /// linear layers, and the per-element operations ptflops adds.
+    pub flops: Option<dropnas_core::flops::Cost>,
+    /// `[channels, height, width]` of the network input, when `summary.json` says.
+    pub input_shape: Option<Vec<u64>>,
     pub elapsed_s: Option<f64>,
     pub genotype: Option<Genotype>,
 }
@@ -41,7 +51,7 @@ pub fn summarize(run: &RunData) -> RunSummary {
     let cfg_u = |k: &str| run.config_value(k).and_then(Value::as_u64);
     let cfg_f = |k: &str| run.config_value(k).and_then(Value::as_f64);
     let last = run.metrics.epochs.last();
-    let summary_epochs = run.summary.as_ref().and_then(|s| s["epochs_done"].as_u64()).map(|e| e as u32);
+    let summary_epochs = run.summary.as_ref().map(|s| s.epochs_done as u32);
     RunSummary {
         dir: run.dir.clone(),
         name: run.name(),
@@ -56,11 +66,14 @@ pub fn summarize(run: &RunData) -> RunSummary {
         },
         epochs_done: last.map(|e| e.epoch).into_iter().chain(summary_epochs).max().unwrap_or(0),
         epochs_total: cfg_u("epochs"),
-        finished: run.summary.as_ref().is_some_and(|s| s["finished"].as_bool().unwrap_or(true)),
+        finished: run.summary.as_ref().is_some_and(|s| s.finished),
         last_train_top1: last.and_then(|e| e.train_top1()),
+        last_train_terms: last.map(|e| e.terms.labelled()).filter(|t| !t.is_empty()),
         last_test_top1: last.and_then(|e| e.val_top1),
         best_test_top1: run.best_top1(),
         params: run.params,
+        flops: run.summary.as_ref().and_then(|s| s.flops.map(|f| f.network)),
+        input_shape: run.summary.as_ref().and_then(|s| s.input_shape.map(|a| a.iter().map(|&x| x as u64).collect())),
         elapsed_s: run.elapsed_s(),
         genotype: run.genotype.clone(),
     }
@@ -79,18 +92,7 @@ pub fn duration(s: f64) -> String {
     if h > 0 { format!("{h}h {m:02}m {sec:02}s") } else { format!("{m}m {sec:02}s") }
 }
 
-/// `3815482` -> `3,815,482`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use dropnas_core::params::thousands;
 
 fn pct(v: f64) -> String {
     format!("{:.2}%", 100.0 * v)
@@ -125,6 +127,9 @@ impl RunSummary {
             None => format!("{} ({state})", self.epochs_done),
         };
         rows.push(("epochs", epochs));
+        if let Some(t) = &self.last_train_terms {
+            rows.push(("train loss terms", format!("{t} (last epoch)")));
+        }
         if let Some(v) = self.last_train_top1 {
             rows.push(("train top-1", format!("{} (last epoch)", pct(v))));
         }
@@ -134,7 +139,21 @@ impl RunSummary {
             rows.push(("test top-1", format!("best {}{at}{last}", pct(best))));
         }
         if let Some(p) = self.params {
-            rows.push(("parameters", format!("{} ({:.2} M) without the auxiliary head", thousands(p), p as f64 / 1e6)));
+            rows.push(("model size", format!("{} without the auxiliary head", model_size(p as usize))));
+        }
+        if let Some(c) = self.flops {
+            let per = match self.input_shape.as_deref() {
+                Some([ch, h, w]) => format!(" per {ch}x{h}x{w} image"),
+                _ => " per image".into(),
+            };
+            rows.push((
+                "multiply-adds",
+                format!(
+                    "{}{per}, convolutions and linear layers ({} with BN, ReLU and pooling, as ptflops counts)",
+                    dropnas_core::flops::human(c.macs),
+                    dropnas_core::flops::human(c.ptflops())
+                ),
+            ));
         }
         if let Some(t) = self.elapsed_s {
             rows.push(("time", duration(t)));
@@ -165,6 +184,9 @@ impl RunSummary {
             "best_test_top1": self.best_test_top1.map(|b| b.0),
             "best_epoch": self.best_test_top1.and_then(|b| b.1),
             "params_without_aux": self.params,
+            "macs": self.flops.map(|c| c.macs),
+            "elementwise": self.flops.map(|c| c.elementwise),
+            "input_shape": self.input_shape,
             "elapsed_s": self.elapsed_s,
             "genotype": self.genotype.as_ref().map(|g| g.to_string()),
         })
@@ -185,6 +207,7 @@ pub struct Embeds {
     pub curves: bool,
     pub alphas: bool,
     pub drop_freq: bool,
+    pub collapse: bool,
     pub events: bool,
 }
 
@@ -226,11 +249,27 @@ pub fn markdown(run: &RunData, s: &RunSummary, embeds: &Embeds) -> String {
              r^(1/4).\n\n![drop frequency](plots/drop_freq.svg)\n",
         );
     }
+    if embeds.collapse {
+        md.push_str(
+            "\n## Collapse monitor\n\nSkip-connects and parameter-free ops in the cells derived after every epoch, \
+             and how far the alphas are from uniform (a normal cell with 3 or more skip-connects, or more than half of \
+             its ops parameter-free, is the known failure of one-level search: the log warns, and \
+             `--max-skip-connects 2` derives with P-DARTS' rule).\n\n![collapse monitor](plots/collapse.svg)\n",
+        );
+    }
     if embeds.events {
-        md.push_str(&format!(
-            "\n## TensorBoard\n\n`tensorboard --logdir {}` (the scalars are in `tb/`).\n",
-            run.dir.display()
-        ));
+        let live = run.dir.join(crate::tb::EVENTS_FILE).is_file();
+        let parent = run.dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        md.push_str(&if live {
+            format!(
+                "\n## TensorBoard\n\n`tensorboard --logdir {}` shows this run as `{}` (its event file is in the run \
+                 folder, written as the run goes).\n",
+                parent.display(),
+                s.name
+            )
+        } else {
+            format!("\n## TensorBoard\n\n`tensorboard --logdir {}` (the scalars are in `tb/`).\n", run.dir.display())
+        });
     }
     if let Some(c) = &run.config {
         md.push_str("\n## Configuration\n\n```json\n");
@@ -263,10 +302,7 @@ impl CompareTable {
     pub fn to_markdown(&self) -> String {
         let mut s = String::from("| Run group | Runs | Avg Acc (%) | Best Acc (%) |\n|---|---|---|---|\n");
         for g in &self.groups {
-            let avg = match g.std {
-                Some(sd) => format!("{:.2}±{:.2}", g.mean, sd),
-                None => format!("{:.2}", g.mean),
-            };
+            let avg = MeanStd::short_of(g.mean, g.std);
             s.push_str(&format!("| {} | {} | {avg} | {:.2} |\n", g.group, g.runs.len(), g.best));
         }
         s
@@ -407,17 +443,14 @@ pub fn compare(dirs: &[PathBuf]) -> Result<CompareTable, ReportError> {
         .map(|(_, members)| {
             let names: Vec<String> = members.iter().map(|(r, _)| r.name()).collect();
             let vals: Vec<f64> = members.iter().map(|(_, b)| 100.0 * b).collect();
-            let n = vals.len() as f64;
-            let mean = vals.iter().sum::<f64>() / n;
-            let std =
-                (vals.len() > 1).then(|| (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
-            let best = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            // a group has at least one run
+            let stats = MeanStd::of(&vals).expect("a group has runs");
             CompareGroup {
                 group: group_name(&names),
                 runs: members.iter().map(|(r, b)| (r.dir.clone(), r.name(), 100.0 * b)).collect(),
-                mean,
-                std,
-                best,
+                mean: stats.mean,
+                std: stats.std,
+                best: stats.max,
             }
         })
         .collect();

@@ -8,108 +8,10 @@
 
 use crate::ReportError;
 use dropnas_core::genotype::{Genotype, text};
-use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// What kind of run a folder holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunKind {
-    Search,
-    Augment,
-}
-
-impl RunKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunKind::Search => "search",
-            RunKind::Augment => "augment",
-        }
-    }
-}
-
-/// One `"kind":"step"` line of `metrics.jsonl`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepLine {
-    /// 1-based.
-    pub epoch: u32,
-    /// 0-based within the epoch.
-    pub step: u64,
-    /// 0-based over the run.
-    pub global_step: u64,
-    pub loss: f64,
-    pub top1: f64,
-    pub top5: f64,
-    pub lr: f64,
-    /// Seconds since the start of the run (NaN when not recorded).
-    pub time_s: f64,
-}
-
-/// One `"kind":"epoch"` line of `metrics.jsonl`. Search lines fill `loss`/`top1`/`top5` and the
-/// drop fields; augment lines fill the `train_*`, `val_*`, `drop_path_prob` and `best_top1`
-/// fields. [`EpochLine::train_loss`] and friends read either.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct EpochLine {
-    pub epoch: u32,
-    pub loss: Option<f64>,
-    pub top1: Option<f64>,
-    pub top5: Option<f64>,
-    pub train_loss: Option<f64>,
-    pub train_top1: Option<f64>,
-    pub train_top5: Option<f64>,
-    pub val_loss: Option<f64>,
-    pub val_top1: Option<f64>,
-    pub val_top5: Option<f64>,
-    pub lr: Option<f64>,
-    pub drop_rate_param: Option<f64>,
-    pub drop_rate_nonparam: Option<f64>,
-    pub drop_freq_param: Option<f64>,
-    pub drop_freq_nonparam: Option<f64>,
-    pub drop_path_prob: Option<f64>,
-    pub best_top1: Option<f64>,
-    pub time_s: Option<f64>,
-    pub genotype: Option<String>,
-}
-
-impl EpochLine {
-    pub fn train_loss(&self) -> Option<f64> {
-        self.train_loss.or(self.loss)
-    }
-    pub fn train_top1(&self) -> Option<f64> {
-        self.train_top1.or(self.top1)
-    }
-    pub fn train_top5(&self) -> Option<f64> {
-        self.train_top5.or(self.top5)
-    }
-}
-
-/// Every field a metrics line may have that we use; the others are skipped.
-#[derive(Deserialize)]
-struct RawLine {
-    kind: Option<String>,
-    epoch: Option<u32>,
-    step: Option<u64>,
-    global_step: Option<u64>,
-    loss: Option<f64>,
-    top1: Option<f64>,
-    top5: Option<f64>,
-    lr: Option<f64>,
-    train_loss: Option<f64>,
-    train_top1: Option<f64>,
-    train_top5: Option<f64>,
-    val_loss: Option<f64>,
-    val_top1: Option<f64>,
-    val_top5: Option<f64>,
-    drop_rate_param: Option<f64>,
-    drop_rate_nonparam: Option<f64>,
-    drop_freq_param: Option<f64>,
-    drop_freq_nonparam: Option<f64>,
-    drop_path_prob: Option<f64>,
-    best_top1: Option<f64>,
-    time_s: Option<f64>,
-    genotype: Option<String>,
-}
+pub use dropnas_train::run::lines::{AlphaLine, EpochLine, MetricLine, RunKind, StepLine, Summary};
 
 /// `metrics.jsonl`, split by kind, in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -123,49 +25,13 @@ impl Metrics {
     pub fn parse(text: &str, path: &Path) -> Result<Metrics, ReportError> {
         let mut m = Metrics::default();
         for (n, line) in json_lines(text) {
-            let raw: RawLine = match serde_json::from_str(line) {
-                Ok(r) => r,
+            match serde_json::from_str::<MetricLine>(line) {
+                Ok(MetricLine::Step(s)) => m.steps.push(s),
+                Ok(MetricLine::Epoch(e)) => m.epochs.push(e),
+                // Lines of other kinds are for other readers.
+                Ok(MetricLine::Other) => {}
                 Err(_) if is_cut_short(text, line) => break,
                 Err(e) => return Err(malformed(path, n, e.to_string())),
-            };
-            let need = |v: Option<f64>, key: &str| v.ok_or_else(|| malformed(path, n, format!("no number `{key}`")));
-            match raw.kind.as_deref() {
-                Some("step") => m.steps.push(StepLine {
-                    epoch: raw.epoch.ok_or_else(|| malformed(path, n, "no `epoch`".into()))?,
-                    step: raw.step.unwrap_or(0),
-                    global_step: raw.global_step.ok_or_else(|| malformed(path, n, "no `global_step`".into()))?,
-                    loss: need(raw.loss, "loss")?,
-                    top1: need(raw.top1, "top1")?,
-                    top5: raw.top5.unwrap_or(f64::NAN),
-                    lr: raw.lr.unwrap_or(f64::NAN),
-                    time_s: raw.time_s.unwrap_or(f64::NAN),
-                }),
-                Some("epoch") => {
-                    let r = raw;
-                    m.epochs.push(EpochLine {
-                        epoch: r.epoch.ok_or_else(|| malformed(path, n, "no `epoch`".into()))?,
-                        loss: r.loss,
-                        top1: r.top1,
-                        top5: r.top5,
-                        train_loss: r.train_loss,
-                        train_top1: r.train_top1,
-                        train_top5: r.train_top5,
-                        val_loss: r.val_loss,
-                        val_top1: r.val_top1,
-                        val_top5: r.val_top5,
-                        lr: r.lr,
-                        drop_rate_param: r.drop_rate_param,
-                        drop_rate_nonparam: r.drop_rate_nonparam,
-                        drop_freq_param: r.drop_freq_param,
-                        drop_freq_nonparam: r.drop_freq_nonparam,
-                        drop_path_prob: r.drop_path_prob,
-                        best_top1: r.best_top1,
-                        time_s: r.time_s,
-                        genotype: r.genotype,
-                    })
-                }
-                // Lines of other kinds (none today) are for other readers.
-                _ => {}
             }
         }
         Ok(m)
@@ -180,17 +46,6 @@ impl Metrics {
     pub fn has_validation(&self) -> bool {
         self.epochs.iter().any(|e| e.val_top1.is_some())
     }
-}
-
-/// One line of `alphas.jsonl`: the softmaxed alphas of both cell types after an epoch.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct AlphaLine {
-    pub epoch: u32,
-    /// Op names in column order.
-    pub ops: Vec<String>,
-    /// One softmax row per edge (node 0's 2 edges, node 1's 3, ...).
-    pub normal: Vec<Vec<f64>>,
-    pub reduce: Vec<Vec<f64>>,
 }
 
 /// Parses the text of an `alphas.jsonl`.
@@ -230,7 +85,7 @@ pub struct RunData {
     pub config: Option<Value>,
     pub metrics: Metrics,
     pub alphas: Vec<AlphaLine>,
-    pub summary: Option<Value>,
+    pub summary: Option<Summary>,
     /// The current genotype: `genotype.txt`, else `summary.json`'s, else the last epoch line's,
     /// else `config.json`'s (augment).
     pub genotype: Option<Genotype>,
@@ -248,7 +103,15 @@ impl RunData {
             return Err(ReportError::NotARun { path: dir.to_path_buf(), why: "no such folder".into() });
         }
         let config = read_json(&dir.join("config.json"))?;
-        let summary = read_json(&dir.join("summary.json"))?;
+        let summary: Option<Summary> = read_json(&dir.join("summary.json"))?
+            .map(|v| {
+                serde_json::from_value(v).map_err(|e| ReportError::Malformed {
+                    path: dir.join("summary.json"),
+                    line: None,
+                    detail: e.to_string(),
+                })
+            })
+            .transpose()?;
         let metrics_path = dir.join("metrics.jsonl");
         let metrics = match read_opt(&metrics_path)? {
             Some(t) => Metrics::parse(&t, &metrics_path)?,
@@ -272,7 +135,7 @@ impl RunData {
         let started_unix_s = log_text.as_deref().and_then(first_log_time);
         let params = summary
             .as_ref()
-            .and_then(|s| s["params_without_aux"].as_u64())
+            .and_then(|s| s.params_without_aux)
             .or_else(|| log_text.as_deref().and_then(params_from_log));
         Ok(RunData { dir: dir.to_path_buf(), kind, config, metrics, alphas, summary, genotype, started_unix_s, params })
     }
@@ -300,7 +163,7 @@ impl RunData {
                 _ => Some((v, e)),
             },
         );
-        match (self.summary.as_ref().and_then(|s| s["best_top1"].as_f64()), from_epochs) {
+        match (self.summary.as_ref().and_then(|s| s.best_top1), from_epochs) {
             (Some(s), Some((v, e))) if (s - v).abs() < 1e-12 => Some((s, Some(e))),
             (Some(s), _) => Some((s, None)),
             (None, Some((v, e))) => Some((v, Some(e))),
@@ -311,7 +174,7 @@ impl RunData {
     /// Elapsed seconds: `summary.json`, else the last metrics line.
     pub fn elapsed_s(&self) -> Option<f64> {
         let last_epoch = self.metrics.epochs.last().and_then(|e| e.time_s);
-        self.summary.as_ref().and_then(|s| s["elapsed_s"].as_f64()).or(last_epoch)
+        self.summary.as_ref().and_then(|s| s.elapsed_s).or(last_epoch)
     }
 }
 
@@ -336,7 +199,7 @@ fn detect_kind(config: Option<&Value>, metrics: &Metrics, alphas: &[AlphaLine]) 
 fn find_genotype(
     dir: &Path,
     config: Option<&Value>,
-    summary: Option<&Value>,
+    summary: Option<&Summary>,
     metrics: &Metrics,
 ) -> Result<Option<Genotype>, ReportError> {
     let file = dir.join("genotype.txt");
@@ -348,7 +211,7 @@ fn find_genotype(
         });
     }
     let texts = [
-        summary.and_then(|s| s["genotype"].as_str()).map(|t| (t, dir.join("summary.json"))),
+        summary.and_then(|s| s.genotype.as_deref()).map(|t| (t, dir.join("summary.json"))),
         metrics.epochs.last().and_then(|e| e.genotype.as_deref()).map(|t| (t, dir.join("metrics.jsonl"))),
     ];
     if let Some((t, path)) = texts.into_iter().flatten().next() {
@@ -425,7 +288,7 @@ pub(crate) fn parse_rfc3339_utc(s: &str) -> Option<f64> {
 fn params_from_log(log: &str) -> Option<u64> {
     log.lines().rev().find_map(|l| {
         let head = l.split(" parameters without the auxiliary head").next().filter(|h| h.len() < l.len())?;
-        head.rsplit(['(', ' ']).next()?.parse().ok()
+        head.rsplit(['(', ' ']).next()?.replace(',', "").parse().ok()
     })
 }
 
@@ -482,6 +345,8 @@ mod tests {
     fn params_are_found_in_the_augment_log() {
         let log = "2026-01-01T00:00:00Z | genotype = x\n\
                    2026-01-01T00:00:00Z | Model size = 3.639 MB (3815482 parameters without the auxiliary head)\n";
+        assert_eq!(params_from_log(log), Some(3815482));
+        let log = "2026-01-01T00:00:00Z | Model size = 3.639 MB (3,815,482 parameters without the auxiliary head)\n";
         assert_eq!(params_from_log(log), Some(3815482));
         assert_eq!(params_from_log("nothing"), None);
     }

@@ -212,7 +212,8 @@ fn augment_run_gets_validation_scalars_and_no_search_plots() {
     for want in [
         "run          aug-c10-s1 (augment run)\n",
         "test top-1   best 97.51% at epoch 2, last 97.49%\n",
-        "parameters   1,234,567 (1.23 M) without the auxiliary head\n",
+        // one unit everywhere: the count, and the original's "MB" labelled
+        "model size   1,234,567 parameters (1.177 MB in the original's unit, parameters / 2^20) without the auxiliary head\n",
         "epochs       3 of 3 (finished)\n",
         "time         28.5s\n",
     ] {

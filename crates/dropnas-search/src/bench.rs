@@ -3,8 +3,9 @@
 use crate::step::{DropNasOptimizers, StepConfig, StepSchedule, dropnas_step};
 use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use dropnas_core::DropnasAutodiffBackend;
+use dropnas_core::SearchNetworkConfig;
 use dropnas_core::dropout::GroupedDropout;
-use dropnas_core::{ParamInit, SearchNetworkConfig, SearchSpace, TorchCompat};
+use dropnas_core::{ParamInit, TorchCompat};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -21,7 +22,7 @@ pub struct BenchConfig {
     pub steps: usize,
     pub warmup: usize,
     pub drop_rate: f64,
-    pub search_space: String,
+    pub search_space: dropnas_core::search_space::SpaceName,
     pub torch_compat: TorchCompat,
 }
 
@@ -60,8 +61,7 @@ pub fn summarize(mut times: Vec<f64>) -> (f64, f64, f64) {
 
 /// Times `steps` full DropNAS steps (after `warmup` untimed ones) on random input.
 pub fn bench_search<B: DropnasAutodiffBackend>(cfg: &BenchConfig, device: B::Device) -> Result<BenchResult, String> {
-    let space =
-        SearchSpace::named(&cfg.search_space).ok_or_else(|| format!("unknown search space `{}`", cfg.search_space))?;
+    let space = cfg.search_space.space();
     B::seed(&device, 0);
     let net = SearchNetworkConfig::new(cfg.input_channels, cfg.init_channels, cfg.n_classes, cfg.layers, space.clone());
     let mut model = net.init::<B>(&mut ParamInit::new(0, cfg.torch_compat, &device));
@@ -76,7 +76,7 @@ pub fn bench_search<B: DropnasAutodiffBackend>(cfg: &BenchConfig, device: B::Dev
         let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
         let labels: Vec<i64> = (0..cfg.batch_size).map(|_| rng.random_range(0..cfg.n_classes as i64)).collect();
         let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [cfg.batch_size]), &device);
-        let masks = dropout.sample_step(&space, 4, &mut rng);
+        let masks = dropout.sample_step(&space, net.n_nodes, &mut rng);
         let t0 = Instant::now();
         let (next, report) = dropnas_step(model, &mut opt, &step_cfg, sched, x, y, &masks);
         model = next;

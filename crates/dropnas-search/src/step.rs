@@ -19,6 +19,7 @@
 
 use crate::alpha_adam::AlphaAdam;
 use crate::alpha_adjust::KeptMass;
+use crate::config::SearchSettings;
 use crate::decay::{DecaySelection, alpha_decay, alpha_decay_masks, weight_decay};
 use burn::module::{AutodiffModule, ParamId};
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -35,7 +36,7 @@ use dropnas_train::grads::{LegacyZeroGrad, clip_global_norm, first_grad_nonzero,
 use dropnas_train::metrics::topk_correct;
 use serde::{Deserialize, Serialize};
 
-/// Hyper-parameters of a step (the original's defaults in [`StepConfig::default`]).
+/// Hyper-parameters of a step, taken from the search's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepConfig {
     pub w_momentum: f64,
@@ -51,18 +52,29 @@ pub struct StepConfig {
     pub torch_compat: TorchCompat,
 }
 
-impl Default for StepConfig {
-    fn default() -> Self {
+/// The original's Adam on the alphas: betas (0.5, 0.999), epsilon 1e-8 (not flags there either).
+pub const ALPHA_BETAS: (f64, f64) = (0.5, 0.999);
+pub const ALPHA_EPS: f64 = 1e-8;
+
+impl From<&SearchSettings> for StepConfig {
+    fn from(s: &SearchSettings) -> Self {
         Self {
-            w_momentum: 0.9,
-            w_grad_clip: 3.0,
-            w_weight_decay: 3e-4,
-            alpha_weight_decay: 1e-3,
-            alpha_beta1: 0.5,
-            alpha_beta2: 0.999,
-            alpha_eps: 1e-8,
-            torch_compat: TorchCompat::V1_0,
+            w_momentum: s.w_momentum,
+            w_grad_clip: s.w_grad_clip,
+            w_weight_decay: s.w_weight_decay,
+            alpha_weight_decay: s.alpha_weight_decay,
+            alpha_beta1: ALPHA_BETAS.0,
+            alpha_beta2: ALPHA_BETAS.1,
+            alpha_eps: ALPHA_EPS,
+            torch_compat: s.torch_compat,
         }
+    }
+}
+
+impl Default for StepConfig {
+    /// The step of the original's defaults.
+    fn default() -> Self {
+        Self::from(&SearchSettings::default())
     }
 }
 

@@ -2,8 +2,11 @@
 //! checkpoint on disk, readable and untouched.
 
 use burn::backend::{Autodiff, Flex};
-use dropnas_search::{SearchConfig, SearchError, run_search};
-use dropnas_train::checkpoint::Checkpoint;
+use dropnas_data::DatasetKind;
+use dropnas_search::{SearchConfig, SearchSettings, SearchTask};
+use dropnas_train::run::checkpoint::Checkpoint;
+use dropnas_train::run::config::Control;
+use dropnas_train::run::{RunError, RunRequest, Start, run};
 use std::path::Path;
 
 /// A small MNIST-shaped training set in IDX format (what `dropnas-data` reads).
@@ -28,21 +31,31 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
     let data = root.join("data");
     std::fs::create_dir_all(&data).unwrap();
     write_idx(&data, 64);
-    let mut cfg = SearchConfig::new("nan", "mnist");
-    cfg.data_dir = data;
-    cfg.download = false;
-    cfg.out_dir = root.join("searchs");
-    cfg.layers = 1;
-    cfg.init_channels = 2;
-    cfg.batch_size = 8;
-    cfg.epochs = 3;
-    cfg.workers = 0;
-    cfg.checkpoint_every = 1;
-    // a momentum this large makes the weights, then the loss, blow up within a few steps
-    cfg.w_momentum = 1e30;
+    let settings = SearchSettings {
+        layers: 1,
+        init_channels: 2,
+        batch_size: 8,
+        epochs: 3,
+        // no clipping, the largest learning rate and a large decay: each decay step multiplies
+        // the weights by about -150, and the decay term overflows within the first epochs
+        w_lr: 1.0,
+        w_grad_clip: 1e30,
+        w_weight_decay: 100.0,
+        ..SearchSettings::default()
+    };
+    let control =
+        Control { data_dir: Some(data), no_download: true, workers: 0, checkpoint_every: 1, ..Control::default() };
+    let req = RunRequest {
+        name: "nan".parse().unwrap(),
+        out_dir: root.join("searchs"),
+        start: Start::Fresh(SearchConfig::new(DatasetKind::Mnist.into(), settings)),
+        control,
+        device_name: "cpu".into(),
+        host_memory: false,
+    };
     let err =
-        run_search::<Autodiff<Flex>>(cfg, Default::default(), false, &mut |_| {}).expect_err("the loss must blow up");
-    let SearchError::NonFinite { value, epoch, step, checkpoint } = &err else { panic!("unexpected error: {err}") };
+        run::<Autodiff<Flex>, SearchTask<_>>(req, Default::default(), &mut |_| {}).expect_err("the loss must blow up");
+    let RunError::NonFinite { value, epoch, step, checkpoint, .. } = &err else { panic!("unexpected error: {err}") };
     assert!(!value.is_finite());
     let msg = err.to_string();
     assert!(msg.contains("last good checkpoint") && msg.contains(checkpoint.as_str()), "{msg}");

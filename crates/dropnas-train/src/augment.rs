@@ -1,18 +1,24 @@
-//! The retraining ("augment") loop: a genotype's network trained from scratch with the
-//! auxiliary head, drop path, cutout, SGD and the per-epoch cosine schedule, evaluated on the
-//! test set after every epoch; last and best checkpoints; exact resume.
+//! The retraining ("augment") as a task of the run engine: a genotype's network trained from
+//! scratch with the auxiliary head, drop path, cutout, SGD and the per-epoch cosine schedule,
+//! tested after every epoch. The engine ([`crate::run`]) does the rest (last and best
+//! checkpoints, exact resume).
 
-use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::eval::{EvalResult, evaluate};
 use crate::grads::clip_global_norm;
-use crate::metrics::{Meter, topk_correct};
-use crate::pending::PendingScalars;
-use crate::progress::epoch_bar;
+use crate::loss::{check_label_smoothing, smoothed_cross_entropy};
+use crate::metrics::topk_correct;
+use crate::recipe::Recipe;
 use crate::records::{module_from_bytes, module_to_bytes, optim_from_bytes, optim_to_bytes};
-use crate::run_dir::{RunDir, RunDirError};
-use crate::schedule::EpochSchedule;
+use crate::run::check::parse;
+use crate::run::checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
+use crate::run::config::{Basics, RunBasics, TaskConfig, check_args, clap_defaults};
+use crate::run::data::RunData;
+use crate::run::folder::RunFolder;
+use crate::run::lines::{EpochLine, LossTerms, RunKind, Summary};
+use crate::run::memory::MemoryEstimate;
+use crate::run::{EpochEnd, EpochStart, RunError, RunTask, StepResult};
+use crate::schedule::LrSchedule;
 use burn::module::AutodiffModule;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -21,158 +27,171 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::drop_path::{DropPathSource, RandomDropPath, drop_path_prob};
+use dropnas_core::flops::{NetworkCost, augment_network_cost, human};
 use dropnas_core::genotype::Genotype;
 use dropnas_core::params::param_infos;
-use dropnas_core::{AugmentNetwork, AugmentNetworkConfig, ParamInit, TorchCompat};
-use dropnas_data::{Augment, DatasetKind, LoadOptions, Loader, LoaderConfig, Split, load};
+use dropnas_core::search_network::cell_plan;
+use dropnas_core::{AugmentNetwork, AugmentNetworkConfig, NetworkKind, ParamInit, TorchCompat};
+use dropnas_data::{Batch, Dataset, FolderTransforms, Loader};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::Path;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AugmentConfig {
-    pub name: String,
-    pub dataset: String,
-    pub data_dir: PathBuf,
-    pub download: bool,
-    pub genotype: Genotype,
+/// The retraining's hyper-parameters (everything but the data set and the genotype), with the
+/// original's defaults.
+#[derive(clap::Args, Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AugmentSettings {
+    /// Images per step
+    #[arg(long, default_value_t = 192, value_parser = parse::at_least_one)]
     pub batch_size: usize,
+    /// Learning rate (cosine-annealed per epoch down to 0)
+    #[arg(long, default_value_t = 0.05, value_parser = parse::positive)]
     pub lr: f64,
+    /// SGD momentum
+    #[arg(long, default_value_t = 0.9, value_parser = parse::unit_interval)]
     pub momentum: f64,
+    /// Weight decay of every weight
+    #[arg(long, default_value_t = 3e-4, value_parser = parse::non_negative)]
     pub weight_decay: f64,
+    /// Global L2 norm the gradients are clipped to
+    #[arg(long, default_value_t = 3.0, value_parser = parse::positive)]
     pub grad_clip: f64,
+    /// Epochs (at least 3 with the original's schedule: its last epoch trains at lr 0)
+    #[arg(long, default_value_t = 600, value_parser = parse::at_least_one)]
     pub epochs: usize,
+    /// Channels of the first cell (doubled at each reduction cell)
+    #[arg(long, default_value_t = 36, value_parser = parse::even_positive)]
     pub init_channels: usize,
+    /// Cells (reduction cells at 1/3 and 2/3)
+    #[arg(long, default_value_t = 20, value_parser = parse::at_least_one)]
     pub layers: usize,
+    /// Weight of the auxiliary head's loss (0: no auxiliary head)
+    #[arg(long, default_value_t = 0.4, value_parser = parse::non_negative)]
     pub aux_weight: f64,
+    /// Side of the cutout square (0: no cutout)
+    #[arg(long, default_value_t = 16)]
     pub cutout_length: usize,
+    /// Final drop-path probability (rises linearly from 0 over the epochs)
+    #[arg(long, default_value_t = 0.2, value_parser = parse::unit_interval)]
     pub drop_path_prob: f64,
-    pub seed: u64,
-    pub workers: usize,
-    pub max_train_samples: Option<usize>,
+    /// Label smoothing of the training loss, main and auxiliary (0: plain cross entropy)
+    #[arg(long, default_value_t = 0.0, value_parser = parse::unit_interval)]
+    pub label_smoothing: f64,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub run: RunBasics,
+    /// Test on only the first N test images
+    #[arg(long, value_parser = parse::at_least_one)]
     pub max_test_samples: Option<usize>,
-    pub out_dir: PathBuf,
-    pub checkpoint_every: usize,
-    pub print_freq: usize,
-    pub max_steps: Option<usize>,
-    /// The PyTorch whose semantics the run reproduces (`--torch-compat`): 1.0, as the
-    /// published runs (BatchNorm weights U(0, 1) at the start, the auxiliary head's in-place
-    /// ReLU), or modern.
+    /// PyTorch semantics: 1.0 (what the published runs used: BatchNorm weights U(0, 1), the
+    /// auxiliary head's in-place ReLU) or modern (PyTorch >= 2.0)
+    #[arg(long, default_value_t = TorchCompat::default())]
     #[serde(default)]
     pub torch_compat: TorchCompat,
 }
 
+impl Default for AugmentSettings {
+    fn default() -> Self {
+        clap_defaults(&[])
+    }
+}
+
+/// A retraining: the data set, the genotype, the network and the hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AugmentConfig {
+    pub dataset: Dataset,
+    #[serde(with = "dropnas_core::genotype::as_text")]
+    pub genotype: Genotype,
+    #[serde(flatten)]
+    pub settings: AugmentSettings,
+    /// The recipe the defaults came from (for the record; the values are the fields).
+    #[serde(default)]
+    pub recipe: Recipe,
+    /// The network of the DARTS family the genotype is built into.
+    #[serde(default)]
+    pub network: NetworkKind,
+    /// How the learning rate moves over the epochs.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// `--dataset imagefolder`: input size and preprocessing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_folder: Option<FolderTransforms>,
+}
+
 impl AugmentConfig {
-    /// The original's defaults.
-    pub fn new(name: &str, dataset: &str, genotype: Genotype) -> Self {
+    /// The original's defaults (DropNAS' CIFAR recipe).
+    pub fn defaults(dataset: Dataset, genotype: Genotype) -> Self {
         Self {
-            name: name.into(),
-            dataset: dataset.into(),
-            data_dir: PathBuf::from("datasets").join(dataset),
-            download: true,
+            dataset,
             genotype,
-            batch_size: 192,
-            lr: 0.05,
-            momentum: 0.9,
-            weight_decay: 3e-4,
-            grad_clip: 3.0,
-            epochs: 600,
-            init_channels: 36,
-            layers: 20,
-            aux_weight: 0.4,
-            cutout_length: 16,
-            drop_path_prob: 0.2,
-            seed: 666,
-            workers: 2,
-            max_train_samples: None,
-            max_test_samples: None,
-            out_dir: PathBuf::from("augments"),
-            checkpoint_every: 0,
-            print_freq: 50,
-            max_steps: None,
-            torch_compat: TorchCompat::default(),
+            settings: AugmentSettings::default(),
+            recipe: Recipe::Cifar,
+            network: NetworkKind::Cifar,
+            lr_schedule: LrSchedule::default(),
+            image_folder: None,
         }
     }
 
-    pub fn network(&self, kind: DatasetKind, n_classes: usize) -> AugmentNetworkConfig {
+    /// Side and channels of the network input: the built-in data set's, or the image folder's
+    /// `--input-size` (3 channels).
+    pub fn input(&self) -> Result<(usize, usize), String> {
+        match (self.dataset, &self.image_folder) {
+            (Dataset::Builtin(kind), _) => Ok((kind.input_channels(), kind.input_size())),
+            (Dataset::ImageFolder, Some(t)) => Ok((3, t.input_size)),
+            (Dataset::ImageFolder, None) => Err("--dataset imagefolder needs its preprocessing (--input-size)".into()),
+        }
+    }
+
+    /// The network for inputs of `input_channels` x `input_size` x `input_size`.
+    pub fn network(&self, input_channels: usize, input_size: usize, n_classes: usize) -> AugmentNetworkConfig {
+        let s = &self.settings;
         AugmentNetworkConfig::new(
-            kind.input_size(),
-            kind.input_channels(),
-            self.init_channels,
+            input_size,
+            input_channels,
+            s.init_channels,
             n_classes,
-            self.layers,
-            self.aux_weight > 0.0,
+            s.layers,
+            s.aux_weight > 0.0,
             self.genotype.clone(),
         )
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        for (flag, v) in [
-            ("--batch-size", self.batch_size),
-            ("--epochs", self.epochs),
-            ("--layers", self.layers),
-            ("--init-channels", self.init_channels),
-        ] {
-            if v == 0 {
-                return Err(format!("{flag} must be at least 1"));
-            }
-        }
-        if !(self.lr > 0.0 && self.lr <= 1.0) {
-            return Err(format!("--lr must be in (0, 1], got {}", self.lr));
-        }
-        if !(0.0..1.0).contains(&self.drop_path_prob) {
-            return Err(format!("--drop-path-prob must be in [0, 1), got {}", self.drop_path_prob));
-        }
-        if !self.init_channels.is_multiple_of(2) {
-            return Err("--init-channels must be even (FactorizedReduce splits channels in two)".into());
-        }
-        Ok(())
+        .with_network(self.network)
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error("{0}")]
-    Config(String),
-    #[error(transparent)]
-    Data(#[from] dropnas_data::DataError),
-    #[error(transparent)]
-    RunDir(#[from] RunDirError),
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    #[error(
-        "the loss became {value} at epoch {epoch}, step {step}; the run stopped and its last good checkpoint \
-         ({checkpoint}) is kept. Try a lower --lr, or --resume to retry from the checkpoint"
-    )]
-    NonFinite { value: f64, epoch: usize, step: usize, checkpoint: String },
-}
-
-impl TrainError {
-    pub fn is_user_error(&self) -> bool {
-        !matches!(self, TrainError::NonFinite { .. })
+impl TaskConfig for AugmentConfig {
+    fn validate(&self) -> Result<(), String> {
+        check_args(&self.settings)?;
+        if self.settings.lr > 1.0 {
+            return Err(format!("--lr must be at most 1, got {}", self.settings.lr));
+        }
+        check_label_smoothing(self.settings.label_smoothing)?;
+        self.lr_schedule.validate()?;
+        if let Some(t) = &self.image_folder {
+            t.validate().map_err(|e| e.to_string())?;
+        }
+        let (channels, size) = self.input()?;
+        let classes = self.dataset.builtin().map_or(2, |k| k.n_classes(false));
+        self.network(channels, size, classes).validate()
     }
-}
 
-#[derive(Debug, Clone)]
-pub struct AugmentOutcome {
-    pub best_top1: f64,
-    pub final_eval: Option<EvalResult>,
-    pub params: usize,
-    pub epochs_done: usize,
-    pub elapsed_s: f64,
+    fn max_test_samples(&self) -> Option<usize> {
+        self.settings.max_test_samples
+    }
+
+    fn basics(&self) -> Basics {
+        let s = &self.settings;
+        Basics::new(self.dataset, self.image_folder.as_ref(), s.batch_size, s.epochs, &s.run)
+    }
 }
 
 type SgdOptim<B> = OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, AugmentNetwork<B>, B>;
 
 /// SGD with PyTorch's momentum (no dampening) and plain weight decay on every weight.
-pub fn sgd<B: DropnasAutodiffBackend>(cfg: &AugmentConfig) -> SgdOptim<B> {
+pub fn sgd<B: DropnasAutodiffBackend>(s: &AugmentSettings) -> SgdOptim<B> {
     SgdConfig::new()
-        .with_momentum(Some(MomentumConfig { momentum: cfg.momentum, dampening: 0.0, nesterov: false }))
-        .with_weight_decay(Some(WeightDecayConfig { penalty: cfg.weight_decay as f32 }))
+        .with_momentum(Some(MomentumConfig { momentum: s.momentum, dampening: 0.0, nesterov: false }))
+        .with_weight_decay(Some(WeightDecayConfig { penalty: s.weight_decay as f32 }))
         .init()
 }
 
@@ -185,8 +204,35 @@ pub struct AugmentStepReport<B: Backend> {
     pub correct: Tensor<B, 1>,
 }
 
-/// One training step: `loss = CE(logits) + aux_weight * CE(aux_logits)`, backward, clip the
-/// global gradient norm, SGD step.
+impl<B: Backend> AugmentStepReport<B> {
+    /// The step's scalars as one tensor, still on the device (any number of steps' come back in
+    /// one transfer): loss, ce, norm, top-1 and top-5 counts, then ce_aux when there is one.
+    pub fn scalars(self) -> Tensor<B, 1> {
+        let mut parts = vec![self.loss, self.ce, self.norm, self.correct];
+        parts.extend(self.ce_aux);
+        Tensor::cat(parts, 0)
+    }
+
+    /// The numbers of a step from the values of its [`Self::scalars`].
+    pub fn result(v: &[f64], batch: usize) -> StepResult {
+        let n = batch as f64;
+        StepResult {
+            loss: v[0],
+            top1: v[3] / n,
+            top5: v[4] / n,
+            terms: LossTerms { ce: Some(v[1]), ce_aux: v.get(5).copied(), norm: Some(v[2]), ..LossTerms::default() },
+        }
+    }
+
+    /// One transfer from the device for all of the step's scalars.
+    pub fn read(self, batch: usize) -> StepResult {
+        let v: Vec<f64> = self.scalars().into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
+        Self::result(&v, batch)
+    }
+}
+
+/// One training step: `loss = CE(logits) + aux_weight * CE(aux_logits)` (both cross entropies
+/// with `label_smoothing`), backward, clip the global gradient norm, SGD step.
 #[allow(clippy::too_many_arguments)]
 pub fn augment_step<B: DropnasAutodiffBackend>(
     net: AugmentNetwork<B>,
@@ -197,14 +243,14 @@ pub fn augment_step<B: DropnasAutodiffBackend>(
     aux_weight: f64,
     grad_clip: f64,
     lr: f64,
+    label_smoothing: f64,
 ) -> (AugmentNetwork<B>, AugmentStepReport<B::InnerBackend>) {
     let device = x.device();
-    let ce = CrossEntropyLossConfig::new().init(&device);
     let (logits, aux) = net.forward(x, drop, aux_weight > 0.0);
-    let ce_main = ce.forward(logits.clone(), y.clone());
+    let ce_main = smoothed_cross_entropy(logits.clone(), y.clone(), label_smoothing);
     let (loss, ce_aux) = match aux {
         Some(aux) => {
-            let ce_aux = ce.forward(aux, y.clone());
+            let ce_aux = smoothed_cross_entropy(aux, y.clone(), label_smoothing);
             (ce_main.clone() + ce_aux.clone().mul_scalar(aux_weight), Some(ce_aux.inner()))
         }
         None => (ce_main.clone(), None),
@@ -225,300 +271,262 @@ pub fn params_without_aux<B: Backend>(net: &AugmentNetwork<B>) -> usize {
         .sum()
 }
 
-/// Saves a network alone with what rebuilds it (for `dropnas eval` and the best checkpoint).
-fn network_checkpoint<B: dropnas_core::DropnasBackend>(
-    cfg: &AugmentConfig,
-    net_cfg: &AugmentNetworkConfig,
-    net: &AugmentNetwork<B>,
-    extra: serde_json::Value,
-) -> Result<Checkpoint, String> {
-    let header = json!({
-        "kind": "augment", "format": 1, "network": net_cfg, "dataset": cfg.dataset,
-        "genotype": cfg.genotype.to_string(), "config": cfg, "state": extra,
-    });
-    Ok(Checkpoint::new(header).with_part("net", module_to_bytes(net)?))
+/// What an augment checkpoint holds besides the tensors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AugmentState {
+    /// The generator of the drop-path masks.
+    pub drop_rng: ChaCha8Rng,
+    /// Best test top-1 so far, and its epoch (1-based).
+    pub best_top1: f64,
+    pub best_epoch: Option<u32>,
+    /// The test result of the last finished epoch.
+    pub val: Option<EvalResult>,
+    /// What rebuilds the network (`dropnas eval` reads it).
+    pub network: AugmentNetworkConfig,
+}
+
+/// A checkpoint written by `augment` (`checkpoint.ckpt` or `best.ckpt`).
+pub type AugmentHeader = CheckpointHeader<AugmentConfig, AugmentState>;
+
+/// A retraining in progress.
+pub struct AugmentTask<B: DropnasAutodiffBackend> {
+    cfg: AugmentConfig,
+    net: Option<AugmentNetwork<B>>,
+    optim: SgdOptim<B>,
+    state: AugmentState,
+    test: Loader,
+    device: B::Device,
+    params: usize,
+    input_shape: [usize; 3],
+    cost: NetworkCost,
+    /// This epoch's learning rate and drop-path probability.
+    lr: f64,
+    drop_prob: f64,
+}
+
+impl<B: DropnasAutodiffBackend> AugmentTask<B> {
+    fn net(&self) -> &AugmentNetwork<B> {
+        self.net.as_ref().expect("the network is back after every step")
+    }
+}
+
+impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
+    const KIND: RunKind = RunKind::Augment;
+    const MODEL_PARTS: &'static [&'static str] = &["net"];
+    const EPOCH_WIDTH: usize = 3;
+    const NAN_HINT: &'static str = "Try a lower --lr";
+    type Config = AugmentConfig;
+    type State = AugmentState;
+
+    fn cutout(cfg: &AugmentConfig) -> usize {
+        cfg.settings.cutout_length
+    }
+
+    fn needs_test_set() -> bool {
+        true
+    }
+
+    fn warnings(cfg: &AugmentConfig) -> Vec<String> {
+        let epochs = cfg.settings.epochs;
+        if epochs >= 3 {
+            return Vec::new();
+        }
+        // the original's schedule is stepped at the start of each epoch: its last epoch runs at lr 0
+        let what = if epochs == 1 {
+            "the only epoch trains at learning rate 0: nothing is learned"
+        } else {
+            "the second epoch trains at learning rate 0: only one epoch trains"
+        };
+        vec![format!(
+            "--epochs {epochs}: with the original's schedule (cosine, stepped at the start of each epoch) {what}; \
+             use at least 3 epochs (the paper: 600)"
+        )]
+    }
+
+    /// Calibrated on `dropnas bench augment` peaks of dropnas-cifar10 at (20, 36, 32) and
+    /// (20, 36, 96): about 3.6 saved floats per output element of every op, plus 55 MiB.
+    fn estimate_memory(cfg: &AugmentConfig, data: &RunData) -> MemoryEstimate {
+        let s = &cfg.settings;
+        let ops = 2.0 * cfg.genotype.normal.len() as f64;
+        // (the ImageNet network's stems shrink the input 8 times before the first cell)
+        let side = match cfg.network {
+            NetworkKind::Cifar => data.input_shape()[1],
+            NetworkKind::Imagenet => data.input_shape()[1].div_ceil(8),
+        };
+        let per_sample: f64 =
+            cell_plan(s.layers, s.init_channels, side).iter().map(|&(_, c, side)| ops * (c * side * side) as f64).sum();
+        let bytes = (55 << 20) as f64 + data.resident_bytes() as f64 + 3.6 * 4.0 * s.batch_size as f64 * per_sample;
+        MemoryEstimate { bytes: bytes as u64, reduced_by: "--batch-size, --init-channels or --layers" }
+    }
+
+    fn new(cfg: &AugmentConfig, data: &RunData, device: &B::Device) -> Result<Self, RunError> {
+        let test = data.test.as_ref().ok_or_else(|| RunError::Config("no test set loaded".into()))?.loader.clone();
+        let input_shape = data.input_shape();
+        let network = cfg.network(input_shape[0], input_shape[1], data.train.loader.n_classes());
+        network.validate().map_err(RunError::Config)?;
+        let s = &cfg.settings;
+        B::seed(device, s.run.seed);
+        // the initial values drawn on the host from the seed: the same network on every backend
+        let net: AugmentNetwork<B> = network.init(&mut ParamInit::new(s.run.seed, s.torch_compat, device));
+        let params = params_without_aux(&net);
+        let cost = augment_network_cost(&net, input_shape).map_err(RunError::Config)?;
+        Ok(Self {
+            optim: sgd::<B>(s),
+            net: Some(net),
+            state: AugmentState {
+                drop_rng: ChaCha8Rng::seed_from_u64(s.run.seed),
+                best_top1: 0.0,
+                best_epoch: None,
+                val: None,
+                network,
+            },
+            test,
+            device: device.clone(),
+            params,
+            input_shape,
+            cost,
+            lr: s.lr,
+            drop_prob: 0.0,
+            cfg: cfg.clone(),
+        })
+    }
+
+    fn describe(&self) -> Vec<String> {
+        let [c, h, w] = self.input_shape;
+        let smoothing = self.cfg.settings.label_smoothing;
+        vec![
+            format!(
+                "{} network, {} multiply-adds per {c}x{h}x{w} image ({} with BN, ReLU and pooling), lr {} {}{}",
+                self.cfg.network,
+                human(self.cost.network.macs),
+                human(self.cost.network.ptflops()),
+                self.cfg.settings.lr,
+                self.cfg.lr_schedule.describe(),
+                if smoothing > 0.0 { format!(", label smoothing {smoothing}") } else { String::new() }
+            ),
+            format!("genotype = {}", self.cfg.genotype),
+            // the original's line, with the count it stands for
+            format!(
+                "Model size = {:.3} MB ({} parameters without the auxiliary head; MB = parameters / 2^20)",
+                self.params as f64 / 1048576.0,
+                dropnas_core::params::thousands(self.params as u64)
+            ),
+        ]
+    }
+
+    fn restore(&mut self, state: AugmentState, ckpt: &Checkpoint, path: &Path) -> Result<(), CheckpointError> {
+        let restore =
+            |what: &str, e: String| CheckpointError::Restore { path: path.to_path_buf(), what: what.into(), detail: e };
+        let net = self.net.take().expect("a network");
+        self.net =
+            Some(module_from_bytes(net, ckpt.part("net", path)?, &self.device).map_err(|e| restore("network", e))?);
+        let optim = std::mem::replace(&mut self.optim, sgd::<B>(&self.cfg.settings));
+        self.optim =
+            optim_from_bytes(optim, ckpt.part("optim", path)?, &self.device).map_err(|e| restore("SGD state", e))?;
+        self.state = state;
+        Ok(())
+    }
+
+    fn save(&self) -> Result<(AugmentState, Vec<(String, Vec<u8>)>), String> {
+        let parts = vec![("net".into(), module_to_bytes(self.net())?), ("optim".into(), optim_to_bytes(&self.optim)?)];
+        Ok((self.state.clone(), parts))
+    }
+
+    fn start_epoch(&mut self, epoch: usize, _fresh: bool) -> Result<EpochStart, RunError> {
+        let s = &self.cfg.settings;
+        self.lr = self.cfg.lr_schedule.lr_of_epoch(s.lr, s.epochs, epoch).map_err(RunError::Config)?;
+        self.drop_prob = drop_path_prob(s.drop_path_prob, epoch, s.epochs);
+        Ok(EpochStart { lr: self.lr, message: format!("Epoch {epoch} LR {} drop path {:.4}", self.lr, self.drop_prob) })
+    }
+
+    fn step(&mut self, batch: &Batch) -> Tensor<B::InnerBackend, 1> {
+        let s = &self.cfg.settings;
+        let (x, y) = batch.to_tensors::<B>(&self.device);
+        let mut drop = RandomDropPath { prob: self.drop_prob, rng: &mut self.state.drop_rng };
+        let net = self.net.take().expect("a network");
+        let (next, report) =
+            augment_step(net, &mut self.optim, x, y, &mut drop, s.aux_weight, s.grad_clip, self.lr, s.label_smoothing);
+        self.net = Some(next);
+        report.scalars()
+    }
+
+    fn step_result(values: &[f64], batch: usize) -> StepResult {
+        AugmentStepReport::<B::InnerBackend>::result(values, batch)
+    }
+
+    fn end_epoch(&mut self, epoch: usize, train: [f64; 3], _folder: &RunFolder) -> Result<EpochEnd, RunError> {
+        // on the inner backend: no autodiff graph
+        let eval = evaluate(&self.net().valid(), &self.test, &self.device)?;
+        let is_best = eval.top1 > self.state.best_top1 || self.state.best_epoch.is_none();
+        if is_best {
+            self.state.best_top1 = eval.top1;
+            self.state.best_epoch = Some(epoch as u32 + 1);
+        }
+        self.state.val = Some(eval);
+        let epochs = self.cfg.settings.epochs;
+        let line = EpochLine {
+            train_loss: Some(train[0]),
+            train_top1: Some(train[1]),
+            train_top5: Some(train[2]),
+            val_loss: Some(eval.loss),
+            val_top1: Some(eval.top1),
+            val_top5: Some(eval.top5),
+            drop_path_prob: Some(self.drop_prob),
+            best_top1: Some(self.state.best_top1),
+            ..EpochLine::default()
+        };
+        let message = format!(
+            "Valid: [{:3}/{epochs}] Loss {:.3} Prec@(1,5) ({:.2}%, {:.2}%)",
+            epoch + 1,
+            eval.loss,
+            100.0 * eval.top1,
+            100.0 * eval.top5
+        );
+        Ok(EpochEnd { line, messages: vec![message], is_best, warnings: Vec::new(), scalars: Vec::new() })
+    }
+
+    fn finish(&self, folder: &RunFolder, finished: bool, summary: &mut Summary) -> Result<(), RunError> {
+        folder.write("genotype.txt", self.cfg.genotype.to_string().as_bytes())?;
+        if finished {
+            folder.say(
+                &indicatif::ProgressBar::hidden(),
+                &format!("Final best Prec@1 = {:.4}%", 100.0 * self.state.best_top1),
+            );
+        }
+        summary.genotype = Some(self.cfg.genotype.to_string());
+        summary.params_without_aux = Some(self.params as u64);
+        summary.best_top1 = Some(self.state.best_top1);
+        summary.best_epoch = self.state.best_epoch;
+        summary.final_eval = self.state.val;
+        summary.input_shape = Some(self.input_shape);
+        summary.network = Some(self.cfg.network);
+        summary.flops = Some(self.cost);
+        Ok(())
+    }
 }
 
 /// Loads a network saved by `augment` (last or best checkpoint) onto `device`.
 pub fn load_network<B: dropnas_core::DropnasBackend>(
     path: &Path,
     device: &B::Device,
-) -> Result<(AugmentNetwork<B>, AugmentNetworkConfig, Checkpoint), TrainError> {
+) -> Result<(AugmentNetwork<B>, AugmentHeader), RunError> {
     let ckpt = Checkpoint::load(path)?;
-    ckpt.expect_kind("augment", path)?;
-    let net_cfg: AugmentNetworkConfig = serde_json::from_value(ckpt.header["network"].clone())
-        .map_err(|e| TrainError::Config(format!("{}: unreadable network description: {e}", path.display())))?;
+    ckpt.expect_kind(RunKind::Augment, path)?;
+    let header: AugmentHeader = ckpt.header(path)?;
     // the initial values are replaced by the checkpoint's; the setting only matters in training
-    let net = net_cfg.init::<B>(&mut ParamInit::new(0, TorchCompat::default(), device));
+    let net = header.state.network.init::<B>(&mut ParamInit::new(0, TorchCompat::default(), device));
     let net = module_from_bytes(net, ckpt.part("net", path)?, device).map_err(|e| CheckpointError::Restore {
         path: path.to_path_buf(),
         what: "network".into(),
         detail: e,
     })?;
-    Ok((net, net_cfg, ckpt))
-}
-
-/// Runs (or continues) the retraining described by `cfg`.
-/// `on_epoch` is called with the run folder after every epoch's files are written (the CLI
-/// draws the plots there).
-pub fn run_augment<B: DropnasAutodiffBackend>(
-    mut cfg: AugmentConfig,
-    device: B::Device,
-    resume: bool,
-    on_epoch: &mut dyn FnMut(&Path),
-) -> Result<AugmentOutcome, TrainError> {
-    let run = RunDir::open(&cfg.out_dir, &cfg.name, resume)?;
-    let ckpt = if resume { Some(Checkpoint::load(&run.checkpoint_path())?) } else { None };
-    if let Some(c) = &ckpt {
-        let saved: AugmentConfig = c.run_config("augment", &run.checkpoint_path())?;
-        // Only where it runs and where this invocation stops (`--max-steps`) may change.
-        cfg = AugmentConfig {
-            workers: cfg.workers,
-            data_dir: cfg.data_dir.clone(),
-            download: cfg.download,
-            max_steps: cfg.max_steps,
-            ..saved
-        };
-    }
-    cfg.validate().map_err(TrainError::Config)?;
-    let kind: DatasetKind = cfg.dataset.parse()?;
-    let opts = LoadOptions {
-        max_train_samples: cfg.max_train_samples,
-        max_test_samples: cfg.max_test_samples,
-        download: cfg.download,
-        ..LoadOptions::default()
-    };
-    let train = Arc::new(load(kind, &cfg.data_dir, Split::Train, &opts)?);
-    let test = Arc::new(load(kind, &cfg.data_dir, Split::Test, &opts)?);
-    let loader = Loader::new(
-        train.clone(),
-        Augment::train(kind, cfg.cutout_length),
-        LoaderConfig::train(cfg.batch_size, cfg.seed, cfg.workers),
-    )?;
-    let test_loader = Loader::new(test.clone(), Augment::eval(kind), LoaderConfig::eval(cfg.batch_size, cfg.workers))?;
-    let steps_per_epoch = loader.batches_per_epoch();
-    let net_cfg = cfg.network(kind, train.n_classes());
-    net_cfg.validate().map_err(TrainError::Config)?;
-
-    // the initial values drawn on the host from the seed: the same network on every backend
-    let mut net: AugmentNetwork<B> = net_cfg.init(&mut ParamInit::new(cfg.seed, cfg.torch_compat, &device));
-    let mut optim = sgd::<B>(&cfg);
-    let mut drop_rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let (mut epoch0, mut step0, mut global_step, mut elapsed) = (0usize, 0usize, 0usize, 0.0f64);
-    let mut meters = [Meter::default(); 3];
-    let mut best_top1 = 0.0f64;
-    if let Some(c) = &ckpt {
-        let path = run.checkpoint_path();
-        let restore =
-            |what: &str, e: String| CheckpointError::Restore { path: path.clone(), what: what.into(), detail: e };
-        net = module_from_bytes(net, c.part("net", &path)?, &device).map_err(|e| restore("network", e))?;
-        optim = optim_from_bytes(optim, c.part("optim", &path)?, &device).map_err(|e| restore("SGD state", e))?;
-        let s = &c.header["state"];
-        drop_rng =
-            serde_json::from_value(s["drop_rng"].clone()).map_err(|e| restore("drop-path RNG", e.to_string()))?;
-        epoch0 = s["epoch"].as_u64().unwrap_or(0) as usize;
-        step0 = s["step"].as_u64().unwrap_or(0) as usize;
-        global_step = s["global_step"].as_u64().unwrap_or(0) as usize;
-        elapsed = s["elapsed_s"].as_f64().unwrap_or(0.0);
-        meters = serde_json::from_value(s["meters"].clone()).unwrap_or_default();
-        best_top1 = s["best_top1"].as_f64().unwrap_or(0.0);
-        run.truncate_metrics_at(epoch0, global_step)?;
-    }
-    run.write_json("config.json", &serde_json::to_value(&cfg).expect("config is JSON"))?;
-    let params = params_without_aux(&net);
-    let hidden = indicatif::ProgressBar::hidden();
-    run.say(
-        &hidden,
-        &format!(
-            "{} augment `{}` on {}: {} training / {} test images, {} steps per epoch",
-            if resume { "resuming" } else { "starting" },
-            cfg.name,
-            kind.display_name(),
-            train.len(),
-            test.len(),
-            steps_per_epoch
-        ),
-    );
-    run.say(&hidden, &format!("genotype = {}", cfg.genotype));
-    run.say(
-        &hidden,
-        &format!(
-            "Model size = {:.3} MB ({params} parameters without the auxiliary head)",
-            params as f64 / 1024.0 / 1024.0
-        ),
-    );
-    run.write("genotype.txt", cfg.genotype.to_string().as_bytes())?;
-
-    let started = Instant::now() - std::time::Duration::from_secs_f64(elapsed);
-    let mut final_eval = None;
-    let mut stopped = false;
-    let mut epochs_done = epoch0;
-    for epoch in epoch0..cfg.epochs {
-        let lr = EpochSchedule::lr_of_epoch(cfg.lr, 0.0, cfg.epochs, epoch).map_err(TrainError::Config)?;
-        let p_drop = drop_path_prob(cfg.drop_path_prob, epoch, cfg.epochs);
-        let first = if epoch == epoch0 { step0 } else { 0 };
-        if first == 0 {
-            meters = [Meter::default(); 3];
-        }
-        let bar = epoch_bar(steps_per_epoch as u64, format!("epoch {}/{}", epoch + 1, cfg.epochs));
-        bar.set_position(first as u64);
-        run.say(&bar, &format!("Epoch {epoch} LR {lr} drop path {p_drop:.4}"));
-        // the steps' scalars stay on the device until a log point (one read for all of them)
-        let mut pending = PendingScalars::default();
-        let mut since = Instant::now();
-        for (step, batch) in (first..).zip(loader.epoch(epoch, first)) {
-            let n = batch.len();
-            let (x, y) = batch.to_tensors::<B>(&device);
-            let mut drop = RandomDropPath { prob: p_drop, rng: &mut drop_rng };
-            let (next, report) = augment_step(net, &mut optim, x, y, &mut drop, cfg.aux_weight, cfg.grad_clip, lr);
-            net = next;
-            pending.push((step, global_step, n), Tensor::cat(vec![report.loss, report.norm, report.correct], 0));
-            global_step += 1;
-            let out_of_steps = cfg.max_steps.is_some_and(|m| global_step >= m);
-            let checkpoint_now =
-                cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0 && step + 1 < steps_per_epoch;
-            let log_point = step % cfg.print_freq.max(1) == 0 || step + 1 == steps_per_epoch;
-            if !(log_point || checkpoint_now || out_of_steps) {
-                continue;
-            }
-            let queued = pending.read();
-            let dt = since.elapsed().as_secs_f64() / queued.len().max(1) as f64;
-            since = Instant::now();
-            for ((step, global_step, n), v) in queued {
-                let (loss, norm, top1, top5) = (v[0], v[1], v[2] / n as f64, v[3] / n as f64);
-                if !loss.is_finite() {
-                    bar.finish_and_clear();
-                    return Err(TrainError::NonFinite {
-                        value: loss,
-                        epoch: epoch + 1,
-                        step,
-                        checkpoint: run.checkpoint_path().display().to_string(),
-                    });
-                }
-                meters[0].update(loss, n);
-                meters[1].update(top1, n);
-                meters[2].update(top5, n);
-                run.metric(&json!({
-                    "kind": "step", "epoch": epoch + 1, "step": step, "global_step": global_step, "loss": loss,
-                    "top1": top1, "top5": top5, "lr": lr, "norm": norm, "time_s": started.elapsed().as_secs_f64(), "step_s": dt,
-                }))?;
-                bar.set_message(format!(
-                    "loss {:.3} top1 {:.1}% {:.0} img/s",
-                    meters[0].avg(),
-                    100.0 * meters[1].avg(),
-                    n as f64 / dt
-                ));
-            }
-            bar.set_position(step as u64 + 1);
-            if log_point {
-                run.say(
-                    &bar,
-                    &format!(
-                        "Train: [{:3}/{}] Step {:03}/{:03} Loss {:.3} Prec@(1,5) ({:.1}%, {:.1}%)",
-                        epoch + 1,
-                        cfg.epochs,
-                        step,
-                        steps_per_epoch - 1,
-                        meters[0].avg(),
-                        100.0 * meters[1].avg(),
-                        100.0 * meters[2].avg()
-                    ),
-                );
-            }
-            let state = |e: usize, s: usize| {
-                json!({
-                    "epoch": e, "step": s, "global_step": global_step, "elapsed_s": started.elapsed().as_secs_f64(),
-                    "meters": meters, "best_top1": best_top1, "drop_rng": drop_rng,
-                })
-            };
-            if checkpoint_now || out_of_steps {
-                save_last(&run, &cfg, &net_cfg, &net, &optim, state(epoch, step + 1))?;
-            }
-            if out_of_steps {
-                stopped = true;
-                break;
-            }
-        }
-        bar.finish_and_clear();
-        if stopped {
-            run.say(&bar, &format!("stopped after {global_step} steps (--max-steps); --resume continues from here"));
-            break;
-        }
-
-        // Evaluation on the test set, without an autodiff graph.
-        let inner = net.valid();
-        let eval = evaluate(&inner, &test_loader, &device);
-        let is_best = eval.top1 > best_top1;
-        if is_best {
-            best_top1 = eval.top1;
-        }
-        run.say(&bar, &format!("Train: [{:3}/{}] Final Prec@1 {:.4}%", epoch + 1, cfg.epochs, 100.0 * meters[1].avg()));
-        run.say(
-            &bar,
-            &format!(
-                "Valid: [{:3}/{}] Loss {:.3} Prec@(1,5) ({:.2}%, {:.2}%)",
-                epoch + 1,
-                cfg.epochs,
-                eval.loss,
-                100.0 * eval.top1,
-                100.0 * eval.top5
-            ),
-        );
-        run.metric(&json!({
-            "kind": "epoch", "epoch": epoch + 1, "train_loss": meters[0].avg(), "train_top1": meters[1].avg(),
-            "train_top5": meters[2].avg(), "val_loss": eval.loss, "val_top1": eval.top1, "val_top5": eval.top5,
-            "lr": lr, "drop_path_prob": p_drop, "best_top1": best_top1, "time_s": started.elapsed().as_secs_f64(),
-        }))?;
-        let fresh = [Meter::default(); 3];
-        let state = json!({
-            "epoch": epoch + 1, "step": 0, "global_step": global_step, "elapsed_s": started.elapsed().as_secs_f64(),
-            "meters": fresh, "best_top1": best_top1, "drop_rng": drop_rng, "val": eval,
-        });
-        save_last(&run, &cfg, &net_cfg, &net, &optim, state.clone())?;
-        if is_best {
-            let best = network_checkpoint(&cfg, &net_cfg, &inner, state)
-                .map_err(|e| TrainError::Config(format!("saving best: {e}")))?;
-            best.save(&run.path("best.ckpt"))?;
-        }
-        final_eval = Some(eval);
-        epochs_done = epoch + 1;
-        on_epoch(&run.root);
-    }
-    let elapsed_s = started.elapsed().as_secs_f64();
-    if !stopped {
-        run.say(&hidden, &format!("Final best Prec@1 = {:.4}%", 100.0 * best_top1));
-    }
-    run.write_json(
-        "summary.json",
-        &json!({
-            "genotype": cfg.genotype.to_string(), "params_without_aux": params, "best_top1": best_top1,
-            "final": final_eval, "epochs_done": epochs_done, "elapsed_s": elapsed_s, "finished": !stopped,
-        }),
-    )?;
-    on_epoch(&run.root);
-    Ok(AugmentOutcome { best_top1, final_eval, params, epochs_done, elapsed_s })
-}
-
-fn save_last<B: DropnasAutodiffBackend>(
-    run: &RunDir,
-    cfg: &AugmentConfig,
-    net_cfg: &AugmentNetworkConfig,
-    net: &AugmentNetwork<B>,
-    optim: &SgdOptim<B>,
-    state: serde_json::Value,
-) -> Result<(), TrainError> {
-    let fail = |e: String| TrainError::Config(format!("saving checkpoint: {e}"));
-    let ckpt = network_checkpoint(cfg, net_cfg, net, state)
-        .map_err(fail)?
-        .with_part("optim", optim_to_bytes(optim).map_err(fail)?);
-    ckpt.save(&run.checkpoint_path())?;
-    Ok(())
+    Ok((net, header))
 }
 
 /// Timing of the augment training step on random data: what `dropnas bench augment` reports.
 pub mod bench {
-    use super::{AugmentConfig, augment_step, sgd};
-    use burn::tensor::{Distribution, Int, Tensor, TensorData};
+    use super::{AugmentSettings, augment_step, sgd};
+    use burn::tensor::{Distribution, ElementConversion, Int, Tensor, TensorData};
     use dropnas_core::drop_path::RandomDropPath;
     use dropnas_core::genotype::Genotype;
     use dropnas_core::{AugmentNetworkConfig, DropnasAutodiffBackend, ParamInit, TorchCompat};
@@ -540,12 +548,12 @@ pub mod bench {
         warmup: usize,
         device: B::Device,
     ) -> Result<Vec<f64>, String> {
-        let net_cfg = AugmentNetworkConfig::new(32, 3, channels, 10, layers, true, genotype.clone());
+        let net_cfg = AugmentNetworkConfig::new(32, 3, channels, 10, layers, true, genotype);
         net_cfg.validate()?;
         B::seed(&device, 0);
         let mut net = net_cfg.init::<B>(&mut ParamInit::new(0, compat, &device));
-        let cfg = AugmentConfig::new("bench", "cifar10", genotype);
-        let mut optim = sgd::<B>(&cfg);
+        let s = AugmentSettings::default();
+        let mut optim = sgd::<B>(&s);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let mut times = Vec::new();
         for i in 0..warmup + steps {
@@ -554,7 +562,7 @@ pub mod bench {
             let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [batch]), &device);
             let t0 = Instant::now();
             let mut drop = RandomDropPath { prob: 0.2, rng: &mut rng };
-            let (next, report) = augment_step(net, &mut optim, x, y, &mut drop, cfg.aux_weight, cfg.grad_clip, cfg.lr);
+            let (next, report) = augment_step(net, &mut optim, x, y, &mut drop, s.aux_weight, s.grad_clip, s.lr, 0.0);
             net = next;
             let loss: f64 = report.loss.into_scalar().elem();
             if !loss.is_finite() {
@@ -566,6 +574,4 @@ pub mod bench {
         }
         Ok(times)
     }
-
-    use burn::tensor::ElementConversion;
 }

@@ -6,7 +6,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::Tensor;
 use dropnas_core::AugmentNetwork;
 use dropnas_core::drop_path::NoDropPath;
-use dropnas_data::Loader;
+use dropnas_data::{DataError, Loader};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -14,18 +14,21 @@ pub struct EvalResult {
     pub loss: f64,
     pub top1: f64,
     pub top5: f64,
+    #[serde(default)]
     pub samples: usize,
 }
 
-/// Runs `net` (already on an inner backend: `model.valid()`) over every batch of `loader`.
+/// Runs `net` (already on an inner backend: `model.valid()`) over every batch of `loader`
+/// (an error if an image of an image folder does not decode).
 pub fn evaluate<B: dropnas_core::DropnasBackend>(
     net: &AugmentNetwork<B>,
     loader: &Loader,
     device: &B::Device,
-) -> EvalResult {
+) -> Result<EvalResult, DataError> {
     let ce = CrossEntropyLossConfig::new().init(device);
     let (mut loss, mut top1, mut top5) = (Meter::default(), Meter::default(), Meter::default());
     for batch in loader.epoch(0, 0) {
+        let batch = batch?;
         let n = batch.len();
         let (x, y) = batch.to_tensors::<B>(device);
         let (logits, _) = net.forward(x, &mut NoDropPath, false);
@@ -36,5 +39,5 @@ pub fn evaluate<B: dropnas_core::DropnasBackend>(
         top1.update(v[1] / n as f64, n);
         top5.update(v[2] / n as f64, n);
     }
-    EvalResult { loss: loss.avg(), top1: top1.avg(), top5: top5.avg(), samples: loss.count as usize }
+    Ok(EvalResult { loss: loss.avg(), top1: top1.avg(), top5: top5.avg(), samples: loss.count as usize })
 }

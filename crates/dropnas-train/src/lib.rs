@@ -1,19 +1,21 @@
 //! # dropnas-train
 //!
-//! What every dropnas training loop needs: run folders and atomic checkpoints ([`run_dir`],
-//! [`checkpoint`], [`records`]), PyTorch's global-norm clipping and PyTorch 1.0's zero
-//! gradients ([`grads`]), the per-epoch cosine schedule ([`schedule`]), accuracy meters
-//! ([`metrics`]), progress bars ([`progress`]); and the retraining ("augment") loop.
+//! The run engine under every dropnas run ([`run`]: run folders, typed checkpoints, resume,
+//! signals, metric lines, progress), what every training step needs (PyTorch's global-norm
+//! clipping and PyTorch 1.0's zero gradients: [`grads`]; the per-epoch schedules: [`schedule`];
+//! accuracy meters: [`metrics`]; Burn records as bytes: [`records`]), and the retraining
+//! ("augment") task with its loss ([`loss`]: label smoothing) and recipes ([`recipe`]: DARTS'
+//! ImageNet setting).
 
 pub mod augment;
-pub mod checkpoint;
 pub mod eval;
 pub mod grads;
+pub mod loss;
 pub mod metrics;
 pub mod pending;
-pub mod progress;
+pub mod recipe;
 pub mod records;
-pub mod run_dir;
+pub mod run;
 pub mod schedule;
 
 #[cfg(any(test, feature = "testkit"))]

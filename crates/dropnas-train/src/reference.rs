@@ -2,9 +2,10 @@
 //! head and fixed drop-path masks, compared on losses, clipping norm, every parameter and every
 //! BatchNorm buffer; under both PyTorch settings (the 3-cell network's auxiliary head reads the
 //! last cell, so the original's in-place ReLU changes the result: `augment_step.*` for 1.0,
-//! `augment_step.modern.*`).
+//! `augment_step.modern.*`); and the ImageNet network's label-smoothed loss and its gradients
+//! (PyTorch 1.0).
 
-use crate::augment::{AugmentConfig, augment_step, sgd};
+use crate::augment::{AugmentSettings, augment_step, sgd};
 #[cfg(test)]
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
@@ -37,8 +38,8 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
     assert_eq!(missing, vec!["param.aux_head.conv2.weight".to_string()]);
     let mut net = dropnas_core::reference::with_generated_aux_weight(net);
     let initial_aux = values_by_path(&net)["aux_head.conv2.weight"].clone();
-    let cfg = AugmentConfig::new("t", "cifar10", genotype);
-    let mut optim = sgd::<B>(&cfg);
+    let settings = AugmentSettings::default();
+    let mut optim = sgd::<B>(&settings);
     let x: Tensor<B, 4> = fx.tensor("input", &device);
     let labels: Vec<i64> = fx.data("labels").iter().map(|&v| v as i64).collect();
     let n = labels.len();
@@ -47,7 +48,7 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
         let masks =
             (0..).map_while(|k| fx.tensors.get(&format!("step.{s}.droppath.{k}")).map(|t| t.1.clone())).collect();
         let mut drop = FixedDropPath(masks);
-        let (next, report) = augment_step(net, &mut optim, x.clone(), y.clone(), &mut drop, 0.4, 3.0, cfg.lr);
+        let (next, report) = augment_step(net, &mut optim, x.clone(), y.clone(), &mut drop, 0.4, 3.0, settings.lr, 0.0);
         net = next;
         assert!(drop.0.is_empty(), "step {s}: every drop-path mask used");
         let scalar = |t: Tensor<B::InnerBackend, 1>| t.into_scalar().elem::<f64>();
@@ -93,6 +94,83 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
         );
     }
     let _ = net.num_params();
+}
+
+#[test]
+fn imagenet_loss_and_gradients_match_pytorch() {
+    imagenet_loss_and_gradients::<Cpu>(&Default::default(), 1e-5);
+}
+
+/// The ImageNet fixture's network trained on DARTS' ImageNet loss: label smoothing 0.1 on the
+/// main and auxiliary logits, `loss = ls + 0.4 ls_aux`; the losses and the gradients of the
+/// parts the ImageNet network adds (stems, first preprocessing, auxiliary head, classifier).
+pub fn imagenet_loss_and_gradients<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
+    use crate::loss::smoothed_cross_entropy;
+    use dropnas_core::drop_path::NoDropPath;
+    let fx = Fixture::load("augment_network_imagenet");
+    let (net, x) = dropnas_core::reference::imagenet_fixture_network::<B>(&fx, device, TorchCompat::V1_0);
+    let labels: Vec<i64> = fx.data("labels").iter().map(|&v| v as i64).collect();
+    let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [2]), device);
+    let eps = fx.config["label_smoothing"].as_f64().unwrap();
+    let (logits, aux) = net.forward(x, &mut NoDropPath, true);
+    let ls = smoothed_cross_entropy(logits.clone(), y.clone(), eps);
+    let ls_aux = smoothed_cross_entropy(aux.expect("aux logits"), y.clone(), eps);
+    let loss = ls.clone() + ls_aux.clone().mul_scalar(0.4);
+    let ce = smoothed_cross_entropy(logits, y, 0.0);
+    let scalar = |t: Tensor<B, 1>| t.into_scalar().elem::<f64>();
+    let grads = loss.backward();
+    for (name, got) in [("ls", scalar(ls)), ("ls_aux", scalar(ls_aux)), ("loss", scalar(loss)), ("ce", scalar(ce))] {
+        let want = fx.data(name)[0] as f64;
+        assert!((got - want).abs() <= rtol * want.abs(), "{name}: {got} vs {want}");
+    }
+    let by_path = dropnas_core::testkit::grads_by_path(&net, &grads);
+    let mut checked = 0;
+    for key in fx.tensors.keys().filter(|k| k.starts_with("grad.")) {
+        let got = by_path.get(&key[5..]).unwrap_or_else(|| panic!("{key}: no gradient"));
+        assert_close(key, got, fx.data(key), rtol, 1e-7);
+        checked += 1;
+    }
+    assert!(checked >= 20, "gradients compared: {checked}");
+}
+
+/// DARTS V2 in the full mobile setting (14 cells x 48 channels, 1000 classes, the auxiliary
+/// head) trains one step at 224x224 on a batch of 2, with DARTS' ImageNet loss.
+#[test]
+fn darts_v2_imagenet_trains_one_step_at_224() {
+    use dropnas_core::NetworkKind;
+    use dropnas_core::drop_path::NoDropPath;
+    let device = Default::default();
+    let genotype = named("darts-v2").unwrap();
+    let net_cfg =
+        AugmentNetworkConfig::new(224, 3, 48, 1000, 14, true, genotype.clone()).with_network(NetworkKind::Imagenet);
+    net_cfg.validate().unwrap();
+    let net = net_cfg.init::<Cpu>(&mut ParamInit::new(0, TorchCompat::V1_0, &device));
+    assert_eq!((crate::augment::params_without_aux(&net) as f64 / 1e5).round(), 47.0, "DARTS' 4.7M");
+    let mut cfg = crate::augment::AugmentConfig::defaults(dropnas_data::Dataset::ImageFolder, genotype);
+    crate::recipe::Recipe::Imagenet.apply(&mut cfg);
+    let cfg = cfg.settings;
+    let mut optim = sgd::<Cpu>(&cfg);
+    let x = Tensor::<Cpu, 4>::random([2, 3, 224, 224], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<Cpu, 1, Int>::from_data(TensorData::new(vec![3i64, 999], [2]), &device);
+    let before = net.stem0.as_ref().unwrap().conv1.weight.val().into_data();
+    let (net, report) = augment_step(
+        net,
+        &mut optim,
+        x,
+        y,
+        &mut NoDropPath,
+        cfg.aux_weight,
+        cfg.grad_clip,
+        cfg.lr,
+        cfg.label_smoothing,
+    );
+    let loss = report.loss.into_scalar().elem::<f64>();
+    let norm = report.norm.into_scalar().elem::<f64>();
+    // 1000 classes at initialisation: the loss is near ln(1000) * 1.4 (main + 0.4 aux).
+    assert!(loss.is_finite() && (loss - 1.4 * 1000f64.ln()).abs() < 2.0, "loss {loss}");
+    assert!(norm.is_finite() && norm > 0.0, "gradient norm {norm}");
+    let after = net.stem0.as_ref().unwrap().conv1.weight.val().into_data();
+    assert_ne!(before, after, "the first stem convolution was trained");
 }
 
 /// The same two steps on every GPU backend compiled in, held to 1e-4 relative.

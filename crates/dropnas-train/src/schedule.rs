@@ -2,9 +2,15 @@
 //! epoch, as the original (`lr_scheduler.step()` first thing in the epoch loop), so epoch `e`
 //! (from 0) trains at `lr(e + 1) = lr_min + (lr_max - lr_min) * (1 + cos(pi (e + 1) / epochs)) / 2`
 //! and the last epoch at `lr_min`.
+//!
+//! Retraining may instead use a step decay ([`LrSchedule`]): DARTS' ImageNet script multiplies
+//! the learning rate by 0.97 every epoch (`StepLR(optimizer, 1, gamma=0.97)`, also stepped at
+//! the start of each epoch, so epoch `e` trains at `lr * 0.97^(e + 1)` here).
 
 use burn::lr_scheduler::LrScheduler;
 use burn::lr_scheduler::cosine::{CosineAnnealingLrScheduler, CosineAnnealingLrSchedulerConfig};
+use burn::lr_scheduler::step::StepLrSchedulerConfig;
+use serde::{Deserialize, Serialize};
 
 /// Burn's cosine scheduler, driven once per epoch.
 #[derive(Debug, Clone)]
@@ -39,9 +45,95 @@ impl EpochSchedule {
     }
 }
 
+/// The retraining schedule: cosine annealing (DropNAS, DARTS on CIFAR) or step decay (DARTS on
+/// ImageNet), both stepped at the start of each epoch like [`EpochSchedule`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// From the initial learning rate down to `lr_min` along a half cosine over the run.
+    Cosine { lr_min: f64 },
+    /// PyTorch's `StepLR`: the initial learning rate times `gamma^(position / step_size)`.
+    Step { gamma: f64, step_size: usize },
+}
+
+impl Default for LrSchedule {
+    /// The original's retraining schedule: cosine down to 0.
+    fn default() -> Self {
+        LrSchedule::Cosine { lr_min: 0.0 }
+    }
+}
+
+impl LrSchedule {
+    /// DARTS' ImageNet schedule (`cnn/train_imagenet.py`: `--gamma 0.97 --decay_period 1`).
+    pub const DARTS_IMAGENET: LrSchedule = LrSchedule::Step { gamma: 0.97, step_size: 1 };
+
+    /// Why this schedule cannot run, if it cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            LrSchedule::Cosine { lr_min } if lr_min.is_nan() || lr_min < 0.0 => {
+                Err(format!("the cosine lr min must be >= 0, got {lr_min}"))
+            }
+            LrSchedule::Step { gamma, .. } if !(gamma > 0.0 && gamma <= 1.0) => {
+                Err(format!("--lr-gamma must be in (0, 1], got {gamma}"))
+            }
+            LrSchedule::Step { step_size: 0, .. } => Err("--lr-step must be at least 1 epoch".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The learning rate of `epoch` (from 0) of `epochs`, starting from `lr`.
+    pub fn lr_of_epoch(&self, lr: f64, epochs: usize, epoch: usize) -> Result<f64, String> {
+        match *self {
+            LrSchedule::Cosine { lr_min } => EpochSchedule::lr_of_epoch(lr, lr_min, epochs, epoch),
+            LrSchedule::Step { gamma, step_size } => {
+                self.validate()?;
+                let mut s = StepLrSchedulerConfig::new(lr, step_size).with_gamma(gamma).init()?;
+                // Position 0 when built (as PyTorch's), then one step at the start of each epoch.
+                let mut rate = s.step();
+                for _ in 0..=epoch {
+                    rate = s.step();
+                }
+                Ok(rate)
+            }
+        }
+    }
+
+    /// In words, for logs: "cosine to 0", "x0.97 every epoch".
+    pub fn describe(&self) -> String {
+        match *self {
+            LrSchedule::Cosine { lr_min } => format!("cosine to {lr_min}"),
+            LrSchedule::Step { gamma, step_size: 1 } => format!("x{gamma} every epoch"),
+            LrSchedule::Step { gamma, step_size } => format!("x{gamma} every {step_size} epochs"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// PyTorch's closed form of `StepLR(SGD(lr=0.1), 1, gamma=0.97)` (`0.1 * 0.97 ** position`),
+    /// at the positions epochs 0, 1, 100 and 249 of DARTS' 250-epoch ImageNet run train at,
+    /// printed by `python3 tools/reference/lr_schedule.py`.
+    #[test]
+    fn darts_imagenet_schedule_matches_pytorch() {
+        let s = LrSchedule::DARTS_IMAGENET;
+        for (e, lr) in
+            [(0usize, 0.097), (1, 0.09409000000000001), (100, 0.004612593268764346), (249, 4.93098369595677e-05)]
+        {
+            let got = s.lr_of_epoch(0.1, 250, e).unwrap();
+            assert!((got - lr).abs() < 1e-15 + 1e-12 * lr, "epoch {e}: {got} vs {lr}");
+        }
+        let every3 = LrSchedule::Step { gamma: 0.5, step_size: 3 };
+        let lrs: Vec<f64> = (0..6).map(|e| every3.lr_of_epoch(1.0, 6, e).unwrap()).collect();
+        assert_eq!(lrs, vec![1.0, 1.0, 0.5, 0.5, 0.5, 0.25]);
+        assert!(LrSchedule::Step { gamma: 1.5, step_size: 1 }.validate().is_err());
+        assert!(LrSchedule::Step { gamma: 0.9, step_size: 0 }.validate().is_err());
+        assert_eq!(LrSchedule::default().lr_of_epoch(0.05, 2, 1).unwrap(), 0.0);
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, r#"{"kind":"step","gamma":0.97,"step_size":1}"#);
+        assert_eq!(serde_json::from_str::<LrSchedule>(&json).unwrap(), s);
+    }
 
     /// PyTorch's closed-form `CosineAnnealingLR(SGD(lr=0.0375), T_max=76, eta_min=0.0015)` after
     /// 1, 2, 38, 75 and 76 steps, printed by `python3 tools/reference/lr_schedule.py`.

@@ -20,18 +20,25 @@ pub struct AugmentBenchArgs {
     /// Genotype text, @file, a search run folder or a name
     #[arg(long, default_value = "dropnas-cifar10")]
     pub genotype: String,
+    /// Cells
     #[arg(long, default_value_t = 20)]
     pub layers: usize,
+    /// Channels of the first cell
     #[arg(long, default_value_t = 36)]
     pub init_channels: usize,
+    /// Images per step
     #[arg(long, default_value_t = 96)]
     pub batch_size: usize,
+    /// Timed steps
     #[arg(long, default_value_t = 5)]
     pub steps: usize,
+    /// Untimed steps first
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
+    /// cpu, cuda[:N] or wgpu[:N] [default: BURN_DEVICE, else the best compiled in]
     #[arg(long)]
     pub device: Option<String>,
+    /// Print one JSON object
     #[arg(long)]
     pub json: bool,
     /// PyTorch semantics: 1.0 (as the published runs) or modern
@@ -64,10 +71,13 @@ impl BackendTask for AugmentBench {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct SearchBenchArgs {
+    /// Cells of the supernet
     #[arg(long, default_value_t = 8)]
     pub layers: usize,
+    /// Channels of the first cell
     #[arg(long, default_value_t = 16)]
     pub init_channels: usize,
+    /// Images per step
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// Timed steps
@@ -76,12 +86,16 @@ pub struct SearchBenchArgs {
     /// Untimed steps first
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
+    /// Side of the random square input images
     #[arg(long, default_value_t = 32)]
     pub input_size: usize,
+    /// Drop rate r of both op groups
     #[arg(long, default_value_t = 3e-5)]
     pub drop_rate: f64,
-    #[arg(long, default_value = "original")]
-    pub search_space: String,
+    /// original, 1-skip or 3-skip
+    #[arg(long, default_value_t = dropnas_core::search_space::SpaceName::Original)]
+    pub search_space: dropnas_core::search_space::SpaceName,
+    /// cpu, cuda[:N] or wgpu[:N] [default: BURN_DEVICE, else the best compiled in]
     #[arg(long)]
     pub device: Option<String>,
     /// Print one JSON object

@@ -9,7 +9,10 @@ pub enum GenotypeCommand {
     /// List the published genotypes known by name
     List,
     /// Print a genotype (text, @file, run folder or name) in the canonical Python text form
-    Show { genotype: String },
+    Show {
+        /// Genotype text, @file, a search run folder or a name
+        genotype: String,
+    },
     /// Draw the normal and reduction cells of a genotype (SVG, PNG, Graphviz DOT) into --out DIR
     Plot(super::plot::PlotArgs),
 }

@@ -3,6 +3,9 @@ pub mod bench;
 pub mod genotype;
 pub mod info;
 pub mod plot;
+pub mod protocol;
 pub mod report;
+pub mod run;
 pub mod search;
+#[cfg(feature = "selftest")]
 pub mod selftest;

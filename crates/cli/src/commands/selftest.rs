@@ -6,7 +6,6 @@
 use crate::device::{BackendTask, DeviceSpec, dispatch};
 use anyhow::{Result, bail};
 use dropnas_core::{DropnasAutodiffBackend, TorchCompat};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -51,10 +50,14 @@ impl BackendTask for Selftest {
             ),
         ];
         for compat in TorchCompat::ALL {
-            checks.extend::<[Check; 3]>([
+            checks.extend::<[Check; 4]>([
                 (
                     format!("augment network, train and eval (PyTorch {compat})"),
                     Box::new(move || dropnas_core::reference::augment_network::<B>(device, rtol, compat)),
+                ),
+                (
+                    format!("ImageNet network at 224x224, train and eval (PyTorch {compat})"),
+                    Box::new(move || dropnas_core::reference::augment_network_imagenet::<B>(device, rtol, compat)),
                 ),
                 (
                     format!("two DropNAS search steps, phase by phase (PyTorch {compat})"),
@@ -91,12 +94,8 @@ impl BackendTask for Selftest {
             .into_iter()
             .map(|(name, check)| {
                 let t = Instant::now();
-                let outcome = catch_unwind(AssertUnwindSafe(check)).map(|_| t.elapsed().as_secs_f64()).map_err(|e| {
-                    e.downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "check failed".into())
-                });
+                // the checks report a mismatch by panicking
+                let outcome = crate::quiet_panics::quietly(check).map(|_| t.elapsed().as_secs_f64());
                 (name, outcome)
             })
             .collect()
@@ -106,8 +105,7 @@ impl BackendTask for Selftest {
 pub fn run(args: SelftestArgs) -> Result<()> {
     let spec = DeviceSpec::resolve(args.device.as_deref())?;
     if let Some(dir) = &args.fixtures {
-        // SAFETY: set before any thread reads the environment.
-        unsafe { std::env::set_var("DROPNAS_FIXTURES", dir) };
+        dropnas_core::testkit::use_fixtures_dir(dir.clone());
     }
     let dir = dropnas_core::testkit::fixtures_dir();
     if !dir.join("ops.safetensors").is_file() {
@@ -118,10 +116,7 @@ pub fn run(args: SelftestArgs) -> Result<()> {
     }
     let rtol = args.rtol.unwrap_or(if spec == DeviceSpec::Cpu { 1e-5 } else { 1e-4 });
     println!("selftest on {} against the PyTorch reference in {} (rtol {rtol:e})", spec.describe(), dir.display());
-    // the checks report mismatches by panicking: keep the default hook from printing backtraces
-    std::panic::set_hook(Box::new(|_| {}));
     let results = dispatch(&spec, Selftest { rtol, cpu_steps: args.cpu_steps });
-    let _ = std::panic::take_hook();
     let mut failed = 0;
     for (name, r) in &results {
         match r {

@@ -55,6 +55,22 @@ impl Genotype {
     }
 }
 
+/// A genotype in a configuration file as its Python text (`#[serde(with = "as_text")]`): what
+/// a person reads and what `--genotype` takes, instead of serde's nested enums.
+pub mod as_text {
+    use super::Genotype;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(g: &Genotype, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&g.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Genotype, D::Error> {
+        let text = String::deserialize(d)?;
+        super::text::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl std::fmt::Display for Genotype {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&text::to_text(self))

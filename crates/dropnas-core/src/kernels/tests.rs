@@ -3,6 +3,7 @@
 
 use super::*;
 use burn::backend::{Autodiff, Flex};
+use burn::tensor::Tensor;
 
 type A = Autodiff<Flex>;
 
