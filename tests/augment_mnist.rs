@@ -12,16 +12,18 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 /// Lowest acceptable best test top-1 of the main run, in [0, 1]. Measured with these settings
-/// (test top-1 after epochs 1/2/3, last epoch at lr 0):
+/// under `--torch-compat 1.0` (the default: BatchNorm weights start U(0, 1), which slows these
+/// first epochs down; test top-1 after epochs 1/2/3, last epoch at lr 0):
 /// - PyTorch reference, `python3 tools/reference/augment_mnist.py --seeds 0 1 2` (same network,
-///   recipe and data): 55.1/79.5/87.9, 31.1/70.0/85.9, 44.5/88.0/90.6; final mean 88.1%.
-/// - this binary, `--seed 0/1/2`: 49.9/85.8/87.2, 29.0/78.9/87.4, 30.2/80.6/89.2 (mean 87.9%);
-///   the default seed 666 used here: 51.0/69.4/82.1.
+///   recipe and data, `--torch-compat 1.0`): 21.2/67.1/67.2, 26.4/67.7/74.8, 45.6/70.7/72.6;
+///   best mean 71.5%.
+/// - this binary, `--seed 0/1/2`: 14.8/70.4/64.9, 48.6/66.8/73.8, 15.9/70.9/77.6 (best mean 73.9%);
+///   the default seed 666 used here: 41.3/76.7/76.1.
 ///
 /// Three epochs on 3000 images vary by several points from seed to seed (and a different CPU
-/// can act as another seed), so the bound sits 8 points under the PyTorch mean and 2 under the
+/// can act as another seed), so the bound sits 7.5 points under the PyTorch mean and 3 under the
 /// worst seed measured (an untrained network scores about 10%).
-const MIN_TOP1: f64 = 0.80;
+const MIN_TOP1: f64 = 0.64;
 
 const EPOCHS: usize = 3;
 

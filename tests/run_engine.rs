@@ -142,8 +142,9 @@ fn sigint_and_sigterm_stop_after_the_step_with_a_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     for (name, sig, code) in [("int", libc::SIGINT, 130), ("term", libc::SIGTERM, 143)] {
         let dir = tmp.path().join(name);
-        // one long epoch: without the signal handling nothing would be kept
-        let child = spawn(&search(&mnist, tmp.path(), name, "--max-train-samples 4000 --epochs 1"));
+        // one long epoch: without the signal handling nothing would be kept (--print-freq 1: the
+        // steps' lines are written at log points, here every step)
+        let child = spawn(&search(&mnist, tmp.path(), name, "--max-train-samples 4000 --epochs 1 --print-freq 1"));
         wait_until(120, "two steps", || step_lines(&dir) >= 2);
         signal(&child, sig);
         let out = child.wait_with_output().unwrap();
@@ -158,7 +159,7 @@ fn sigint_and_sigterm_stop_after_the_step_with_a_checkpoint() {
     // a second signal exits at once, without waiting for the step (the last checkpoint stays)
     // (steps of about half a second; two signals sent at once would merge into one)
     let dir = tmp.path().join("twice");
-    let slow = "--max-train-samples 4000 --epochs 1 --layers 5 --init-channels 16 --batch-size 64";
+    let slow = "--max-train-samples 4000 --epochs 1 --layers 5 --init-channels 16 --batch-size 64 --print-freq 1";
     let child = spawn(&search(&mnist, tmp.path(), "twice", slow));
     wait_until(120, "a step", || step_lines(&dir) >= 1);
     signal(&child, libc::SIGINT);

@@ -47,6 +47,15 @@ pub fn cpu_feature_or_skip(test: &str, feature: &str, present: bool) -> bool {
     present
 }
 
+/// A fixture's name (or a key) under PyTorch setting `compat`: the default setting's (1.0) is
+/// `base` itself, the other's `base.modern` (`tools/reference/make_fixtures.py` writes both).
+pub fn for_compat(base: &str, compat: crate::TorchCompat) -> String {
+    match compat {
+        crate::TorchCompat::V1_0 => base.to_string(),
+        crate::TorchCompat::Modern => format!("{base}.modern"),
+    }
+}
+
 /// The tensors of one or more fixture files (continuation files merged), and the `config`
 /// metadata of the first.
 pub struct Fixture {

@@ -5,6 +5,7 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::SearchNetworkConfig;
 use dropnas_core::dropout::GroupedDropout;
+use dropnas_core::{ParamInit, TorchCompat};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -22,6 +23,7 @@ pub struct BenchConfig {
     pub warmup: usize,
     pub drop_rate: f64,
     pub search_space: dropnas_core::search_space::SpaceName,
+    pub torch_compat: TorchCompat,
 }
 
 /// Seconds per step and peak memory.
@@ -62,8 +64,8 @@ pub fn bench_search<B: DropnasAutodiffBackend>(cfg: &BenchConfig, device: B::Dev
     let space = cfg.search_space.space();
     B::seed(&device, 0);
     let net = SearchNetworkConfig::new(cfg.input_channels, cfg.init_channels, cfg.n_classes, cfg.layers, space.clone());
-    let mut model = net.init::<B>(&device);
-    let step_cfg = StepConfig::default();
+    let mut model = net.init::<B>(&mut ParamInit::new(0, cfg.torch_compat, &device));
+    let step_cfg = StepConfig { torch_compat: cfg.torch_compat, ..StepConfig::default() };
     let mut opt = DropNasOptimizers::<B>::new(&step_cfg);
     let dropout = GroupedDropout { rates: vec![cfg.drop_rate; space.groups.len()] };
     let mut rng = ChaCha8Rng::seed_from_u64(0);

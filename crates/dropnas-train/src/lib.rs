@@ -12,6 +12,7 @@ pub mod eval;
 pub mod grads;
 pub mod loss;
 pub mod metrics;
+pub mod pending;
 pub mod recipe;
 pub mod records;
 pub mod run;

@@ -4,7 +4,7 @@
 use crate::UserError;
 use crate::device::{BackendTask, DeviceSpec, dispatch};
 use anyhow::Result;
-use dropnas_core::DropnasAutodiffBackend;
+use dropnas_core::{DropnasAutodiffBackend, TorchCompat};
 use dropnas_search::bench::{BenchConfig, BenchResult, bench_search, peak_rss_mib, summarize};
 
 #[derive(clap::Subcommand, Debug)]
@@ -41,6 +41,9 @@ pub struct AugmentBenchArgs {
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
+    /// PyTorch semantics: 1.0 (as the published runs) or modern
+    #[arg(long, default_value_t = TorchCompat::V1_0)]
+    pub torch_compat: TorchCompat,
 }
 
 struct AugmentBench(AugmentBenchArgs, dropnas_core::Genotype);
@@ -52,6 +55,7 @@ impl BackendTask for AugmentBench {
         let a = self.0;
         let times = dropnas_train::augment::bench::bench_augment::<B>(
             self.1,
+            a.torch_compat,
             a.layers,
             a.init_channels,
             a.batch_size,
@@ -97,6 +101,9 @@ pub struct SearchBenchArgs {
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
+    /// PyTorch semantics: 1.0 (as the published runs) or modern
+    #[arg(long, default_value_t = TorchCompat::V1_0)]
+    pub torch_compat: TorchCompat,
 }
 
 struct SearchBench(SearchBenchArgs);
@@ -117,6 +124,7 @@ impl BackendTask for SearchBench {
             warmup: a.warmup,
             drop_rate: a.drop_rate,
             search_space: a.search_space,
+            torch_compat: a.torch_compat,
         };
         bench_search::<B>(&cfg, device).map_err(|e| UserError::new(e).into())
     }
