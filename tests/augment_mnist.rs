@@ -4,23 +4,26 @@
 
 mod common;
 
-use common::{checkpoint_part, kill_when, metrics, num, ok, read_json, record_without_ids, run};
+use common::outcome::RunOutcome;
+use common::{kill_when, metrics, num, ok, read_json, run};
 use serde_json::Value;
 use std::f64::consts::PI;
 use std::path::Path;
 use std::sync::OnceLock;
 
 /// Lowest acceptable best test top-1 of the main run, in [0, 1]. Measured with these settings
-/// (test top-1 after epochs 1/2/3, last epoch at lr 0):
+/// under `--torch-compat 1.0` (the default: BatchNorm weights start U(0, 1), which slows these
+/// first epochs down; test top-1 after epochs 1/2/3, last epoch at lr 0):
 /// - PyTorch reference, `python3 tools/reference/augment_mnist.py --seeds 0 1 2` (same network,
-///   recipe and data): 55.1/79.5/87.9, 31.1/70.0/85.9, 44.5/88.0/90.6; final mean 88.1%.
-/// - this binary, `--seed 0/1/2`: 49.9/85.8/87.2, 29.0/78.9/87.4, 30.2/80.6/89.2 (mean 87.9%);
-///   the default seed 666 used here: 51.0/69.4/82.1.
+///   recipe and data, `--torch-compat 1.0`): 21.2/67.1/67.2, 26.4/67.7/74.8, 45.6/70.7/72.6;
+///   best mean 71.5%.
+/// - this binary, `--seed 0/1/2`: 14.8/70.4/64.9, 48.6/66.8/73.8, 15.9/70.9/77.6 (best mean 73.9%);
+///   the default seed 666 used here: 41.3/76.7/76.1.
 ///
 /// Three epochs on 3000 images vary by several points from seed to seed (and a different CPU
-/// can act as another seed), so the bound sits 8 points under the PyTorch mean and 2 under the
+/// can act as another seed), so the bound sits 7.5 points under the PyTorch mean and 3 under the
 /// worst seed measured (an untrained network scores about 10%).
-const MIN_TOP1: f64 = 0.80;
+const MIN_TOP1: f64 = 0.64;
 
 const EPOCHS: usize = 3;
 
@@ -111,32 +114,18 @@ fn darts_v2_retrains_on_mnist() {
 const SMALL: &str = "--layers 3 --init-channels 4 --epochs 2 --batch-size 32 --max-train-samples 640 \
                      --max-test-samples 200 --seed 5";
 
-/// What must be bit-identical between an uninterrupted and a resumed run.
-#[derive(PartialEq)]
+/// What must be bit-identical between an uninterrupted and a resumed run: everything the folder
+/// holds (every metrics line but its timing fields, both checkpoints decoded whole), and
+/// `dropnas eval --json` of the final checkpoint.
 struct Outcome {
-    /// (global_step, loss, top1) per step line.
-    steps: Vec<[Value; 3]>,
-    /// (epoch, train_loss, train_top1, val_loss, val_top1, val_top5, best_top1) per epoch line.
-    epochs: Vec<Vec<Value>>,
-    /// `dropnas eval --json` of the final checkpoint.
+    run: RunOutcome,
     eval: Value,
-    /// The network records of checkpoint.ckpt and best.ckpt, without Burn's random ids.
-    nets: [Vec<u8>; 2],
 }
 
 fn outcome(mnist: &Path, dir: &Path) -> Outcome {
-    let steps = metrics(dir, "step")
-        .into_iter()
-        .map(|s| [s["global_step"].clone(), s["loss"].clone(), s["top1"].clone()])
-        .collect();
-    let keys = ["epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "best_top1"];
-    let epochs = metrics(dir, "epoch").into_iter().map(|e| keys.iter().map(|k| e[*k].clone()).collect()).collect();
-    let net = |f: &str| record_without_ids(&checkpoint_part(&dir.join(f), "net"));
     Outcome {
-        steps,
-        epochs,
+        run: common::outcome::run_outcome(dir, &["checkpoint.ckpt", "best.ckpt"], &[]),
         eval: eval_json(mnist, &dir.join("checkpoint.ckpt"), 200),
-        nets: [net("checkpoint.ckpt"), net("best.ckpt")],
     }
 }
 
@@ -145,23 +134,19 @@ fn uninterrupted(mnist: &Path) -> &'static Outcome {
     A.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
         ok(&run(augment_args(mnist, tmp.path(), "a", SMALL, "")));
-        let a = outcome(mnist, &tmp.path().join("a"));
-        assert_eq!((a.steps.len(), a.epochs.len()), (40, 2));
-        a
+        let dir = tmp.path().join("a");
+        assert_eq!((metrics(&dir, "step").len(), metrics(&dir, "epoch").len()), (40, 2));
+        outcome(mnist, &dir)
     })
 }
 
 #[track_caller]
-fn assert_same(a: &Outcome, b: &Outcome, what: &str) {
-    let globals: Vec<Value> = b.steps.iter().map(|s| s[0].clone()).collect();
+fn assert_same(a: &Outcome, mnist: &Path, dir: &Path, what: &str) {
+    let globals: Vec<Value> = metrics(dir, "step").iter().map(|s| s["global_step"].clone()).collect();
     assert_eq!(globals, (0..40).map(Value::from).collect::<Vec<_>>(), "{what}: step lines missing or duplicated");
-    if let Some((x, y)) = a.steps.iter().zip(&b.steps).find(|(x, y)| x != y) {
-        panic!("{what}: first different step line: {x:?} vs {y:?}");
-    }
-    assert_eq!(a.epochs, b.epochs, "{what}: epoch lines");
+    let b = outcome(mnist, dir);
+    common::outcome::assert_same_run(&a.run, &b.run, what);
     assert_eq!(a.eval, b.eval, "{what}: eval of checkpoint.ckpt");
-    assert!(a.nets[0] == b.nets[0], "{what}: final weights differ");
-    assert!(a.nets[1] == b.nets[1], "{what}: best.ckpt weights differ");
 }
 
 /// Killed just after a mid-epoch checkpoint of epoch 2, and just after the end-of-epoch-1
@@ -177,7 +162,7 @@ fn killed_then_resumed_augment_is_bit_identical() {
         let dir = tmp.path().join(name);
         kill_when(&args, &dir.join("checkpoint.ckpt"), 300, |h| h["epoch"] == 1 && h["step"] == step);
         ok(&run(augment_args(&mnist, tmp.path(), name, SMALL, "--resume")));
-        assert_same(a, &outcome(&mnist, &dir), &format!("killed at epoch 2 step {step}, resumed"));
+        assert_same(a, &mnist, &dir, &format!("killed at epoch 2 step {step}, resumed"));
         assert_eq!(read_json(&dir.join("summary.json"))["finished"], true);
     }
 }
@@ -193,5 +178,5 @@ fn max_steps_then_resumed_augment_is_bit_identical() {
     assert_eq!(metrics(&tmp.path().join("m"), "step").len(), 7);
     ok(&run(augment_args(&mnist, tmp.path(), "m", SMALL, "--resume")));
     assert_eq!(read_json(&tmp.path().join("m/summary.json"))["finished"], true, "the resumed run stopped early");
-    assert_same(a, &outcome(&mnist, &tmp.path().join("m")), "--max-steps 7, resumed");
+    assert_same(a, &mnist, &tmp.path().join("m"), "--max-steps 7, resumed");
 }

@@ -142,8 +142,9 @@ fn sigint_and_sigterm_stop_after_the_step_with_a_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     for (name, sig, code) in [("int", libc::SIGINT, 130), ("term", libc::SIGTERM, 143)] {
         let dir = tmp.path().join(name);
-        // one long epoch: without the signal handling nothing would be kept
-        let child = spawn(&search(&mnist, tmp.path(), name, "--max-train-samples 4000 --epochs 1"));
+        // one long epoch: without the signal handling nothing would be kept (--print-freq 1: the
+        // steps' lines are written at log points, here every step)
+        let child = spawn(&search(&mnist, tmp.path(), name, "--max-train-samples 4000 --epochs 1 --print-freq 1"));
         wait_until(120, "two steps", || step_lines(&dir) >= 2);
         signal(&child, sig);
         let out = child.wait_with_output().unwrap();
@@ -158,7 +159,7 @@ fn sigint_and_sigterm_stop_after_the_step_with_a_checkpoint() {
     // a second signal exits at once, without waiting for the step (the last checkpoint stays)
     // (steps of about half a second; two signals sent at once would merge into one)
     let dir = tmp.path().join("twice");
-    let slow = "--max-train-samples 4000 --epochs 1 --layers 5 --init-channels 16 --batch-size 64";
+    let slow = "--max-train-samples 4000 --epochs 1 --layers 5 --init-channels 16 --batch-size 64 --print-freq 1";
     let child = spawn(&search(&mnist, tmp.path(), "twice", slow));
     wait_until(120, "a step", || step_lines(&dir) >= 1);
     signal(&child, libc::SIGINT);
@@ -254,4 +255,51 @@ fn best_ckpt_exists_after_the_first_epoch_and_a_finished_run_says_so() {
     again.push("--resume".into());
     let out = ok(&run(&again));
     assert!(out.contains("finished already"), "{out}");
+}
+
+/// Retraining whose loss blows up (a huge learning rate, no effective clipping) stops with a
+/// non-zero exit naming the step and the last good checkpoint, which stays loadable: `eval`
+/// reads it.
+#[test]
+fn an_augment_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_checkpoint() {
+    let mnist = require_data!("mnist");
+    let tmp = tempfile::tempdir().unwrap();
+    let line = "augment --name nan --dataset mnist --no-download --genotype darts-v2 --layers 3 --init-channels 4 \
+                --batch-size 16 --max-train-samples 320 --max-test-samples 32 --epochs 4 --seed 2 --lr 1 \
+                --grad-clip 1e30 --weight-decay 100 --checkpoint-every 1";
+    let out = run(cli(line, &[("--data-dir", &mnist), ("--out-dir", tmp.path())]));
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "a blown-up loss is a failed run, not a user error:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for needle in ["the loss became", "last good checkpoint", "Try a lower --lr", "--resume"] {
+        assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+    }
+    let dir = tmp.path().join("nan");
+    let head = common::checkpoint_head(&dir.join("checkpoint.ckpt")).expect("the last good checkpoint is readable");
+    let failed_at = common::metrics(&dir, "step").len();
+    assert_eq!(head["header"]["global_step"].as_u64(), Some(failed_at as u64), "checkpointed after the last good step");
+    let line = "eval --dataset mnist --no-download --json --max-test-samples 16";
+    ok(&run(cli(line, &[("--data-dir", &mnist), ("--checkpoint", &dir.join("checkpoint.ckpt"))])));
+}
+
+/// `--warmup-epochs 1`: the first epoch drops no op (the logged rates and frequencies are 0), the
+/// second drops at the configured rate, and the log says which epoch warms up.
+#[test]
+fn warm_up_epochs_drop_nothing_then_drop_at_the_rate() {
+    let mnist = require_data!("mnist");
+    let tmp = tempfile::tempdir().unwrap();
+    ok(&run(search(&mnist, tmp.path(), "w", "--warmup-epochs 1 --drop-rate 0.01")));
+    let dir = tmp.path().join("w");
+    let epochs = common::metrics(&dir, "epoch");
+    assert_eq!(epochs.len(), 2);
+    for k in ["drop_rate_param", "drop_rate_nonparam", "drop_freq_param", "drop_freq_nonparam"] {
+        assert_eq!(epochs[0][k], 0.0, "warm-up epoch: {k} = {}", epochs[0][k]);
+    }
+    // 0.01^(1/4) = 0.32 per op: 8 steps x 2 cell types x 14 edges x 4 ops drawn per group
+    for k in ["drop_freq_param", "drop_freq_nonparam"] {
+        let f = common::num(&epochs[1], k);
+        assert!((0.2..0.4).contains(&f), "epoch 2: {k} = {f}");
+    }
+    let log = std::fs::read_to_string(dir.join("w.log")).unwrap();
+    assert!(log.contains("warm-up"), "the log names the warm-up epoch:\n{log}");
 }

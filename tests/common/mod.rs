@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests of the `dropnas` binary.
 #![allow(dead_code)]
 
+pub mod outcome;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -17,7 +17,8 @@ The recipe is the original's (and `dropnas augment`'s defaults):
 - the first N training images (shuffled every epoch, last partial batch kept) and the first M
   test images, evaluated after every epoch.
 
-The network is `AugmentNetwork` of tools/reference/dropnas_ref.py (independent of the Rust code).
+The network is `AugmentNetwork` of tools/reference/dropnas_ref.py (independent of the Rust code),
+built under `--torch-compat` (default 1.0: BatchNorm weights start U(0, 1), as in PyTorch 1.0).
 Prints one JSON line per epoch and, at the end, one summary line per seed.
 """
 
@@ -140,7 +141,7 @@ def run(args, seed: int):
     test_loader = torch.utils.data.DataLoader(test, batch_size=args.batch_size, shuffle=False)
 
     aux = args.aux_weight > 0
-    model = R.AugmentNetwork(28, 1, args.init_channels, 10, args.layers, aux, args.genotype)
+    model = R.AugmentNetwork(28, 1, args.init_channels, 10, args.layers, aux, args.genotype, compat=args.torch_compat)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=3e-4)
     history = []
     t0 = time.time()
@@ -152,7 +153,7 @@ def run(args, seed: int):
         model.train()
         loss_sum = correct = n = 0
         for x, y in train_loader:
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=args.torch_compat != "1.0")
             logits, aux_logits = model(x, R.RandomDropPath(p_drop, gen))
             loss = F.cross_entropy(logits, y)
             if aux_logits is not None:
@@ -189,6 +190,8 @@ def main():
     ap.add_argument("--max-test-samples", type=int, default=1000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--torch-compat", default="1.0", choices=R.COMPATS,
+                    help="PyTorch semantics: 1.0 (BatchNorm weights U(0, 1), as the original) or modern")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     results = {s: run(args, s) for s in args.seeds}

@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
+    ap.add_argument("--torch-compat", default="1.0", choices=R.COMPATS, help="PyTorch semantics (PYTORCH-1.0.md)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -42,13 +43,14 @@ def main():
     gen = torch.Generator().manual_seed(args.seed + 1)
     aux = args.aux_weight > 0
     dev = torch.device(args.device)
-    model = R.AugmentNetwork(32, 3, args.init_channels, 10, args.layers, aux, args.genotype).train().to(dev)
+    model = R.AugmentNetwork(32, 3, args.init_channels, 10, args.layers, aux, args.genotype,
+                             compat=args.torch_compat).train().to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
     x = torch.randn(args.batch_size, 3, 32, 32, device=dev)
     y = torch.randint(0, 10, (args.batch_size,), device=dev)
 
     def step():
-        opt.zero_grad(set_to_none=False)
+        opt.zero_grad(set_to_none=args.torch_compat != "1.0")
         logits, aux_logits = model(x, R.RandomDropPath(args.drop_path, gen))
         loss = F.cross_entropy(logits, y)
         if aux_logits is not None:

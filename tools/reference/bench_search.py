@@ -33,6 +33,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
+    ap.add_argument("--torch-compat", default="1.0", choices=R.COMPATS, help="PyTorch semantics (PYTORCH-1.0.md)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -40,10 +41,10 @@ def main():
     gen = torch.Generator().manual_seed(args.seed + 1)
     n_ops = len(R.space_ops(args.space))
     dev = torch.device(args.device)
-    model = R.SearchNetwork(3, args.init_channels, 10, args.layers, args.space).train().to(dev)
+    model = R.SearchNetwork(3, args.init_channels, 10, args.layers, args.space, compat=args.torch_compat).train().to(dev)
     alphas = R.Alphas(4, n_ops).to(dev)
     w_opt = torch.optim.SGD(model.parameters(), lr=0.0375, momentum=0.9, weight_decay=0)
-    a_opt = torch.optim.Adam(alphas.parameters(), lr=3e-4, betas=(0.5, 0.999), eps=1e-8, weight_decay=0)
+    a_opt = R.alpha_optimizer(alphas.parameters(), args.torch_compat)
     x = torch.randn(args.batch_size, 3, 32, 32, device=dev)
     y = torch.randint(0, 10, (args.batch_size,), device=dev)
     rates = [args.drop_rate, args.drop_rate]
@@ -51,7 +52,7 @@ def main():
     def step():
         mn = R.draw_cell_mask(args.space, 4, rates, gen)
         mr = R.draw_cell_mask(args.space, 4, rates, gen)
-        R.search_step(model, alphas, w_opt, a_opt, x, y, mn, mr)
+        R.search_step(model, alphas, w_opt, a_opt, x, y, mn, mr, compat=args.torch_compat)
 
     bench_common.run(step, args.steps, args.warmup, args.json, "search step",
                      {"layers": args.layers, "C": args.init_channels, "batch": args.batch_size,

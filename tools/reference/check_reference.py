@@ -8,13 +8,16 @@
    the flat and nested forms; published parameter sizes (DARTS V2 ~3.3M, DropNAS ~3.8M).
 2. The fixtures are self-sufficient: a fresh model loaded from the stored keys only (plus the
    documented defaults and the generated aux weight) reproduces every stored result, the way a
-   test in another language has to use them.
+   test in another language has to use them; under both PyTorch settings ("1.0", "modern").
+3. The PyTorch 1.0 quirks: Adam against the update written out by hand, and against today's
+   Adam where the two must agree; BatchNorm's U(0, 1) weights; the in-place ReLU's effect.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import sys
 
@@ -222,17 +225,18 @@ def check_search_network_fixture():
         close(alphas.reduce[i].grad, t[f"grad.alpha.reduce.{i}"], 1e-6, "alpha grad")
 
 
-def check_search_step_fixture():
+def check_search_step_fixture(compat):
     t0, _ = load("search_network.safetensors")
-    t, meta = load("search_step.safetensors")
-    t1, _ = load("search_step.1.safetensors")
+    t, meta = load(MF.fixture_name("search_step", compat))
+    t1, _ = load(MF.fixture_name("search_step.1", compat))
+    assert meta["torch_compat"] == compat
     model, alphas = fresh_search(t0)
     w_opt = torch.optim.SGD(model.parameters(), lr=0.0375, momentum=0.9, weight_decay=0)
-    a_opt = torch.optim.Adam(alphas.parameters(), lr=3e-4, betas=(0.5, 0.999), eps=1e-8, weight_decay=0)
+    a_opt = R.alpha_optimizer(alphas.parameters(), compat)
     for s in range(2):
         p = f"step.{s}."
         mn, mr = masks_of(t, p)
-        rec = R.search_step(model, alphas, w_opt, a_opt, t["input"], t["labels"].long(), mn, mr)
+        rec = R.search_step(model, alphas, w_opt, a_opt, t["input"], t["labels"].long(), mn, mr, compat=compat)
         for k in ("loss_1", "loss_2", "norm_1", "norm_2"):
             assert abs(rec[k] - meta["steps"][s][k]) <= 1e-6 * max(1, abs(rec[k])), (k, rec[k])
         assert rec["decay_selected"] == meta["steps"][s]["decay_selected"]
@@ -254,27 +258,36 @@ def fresh_augment(t, meta):
     return model
 
 
-def check_augment_fixtures():
+def check_augment_network_fixture(compat):
     t, meta = load("augment_network.safetensors")
     model = fresh_augment(t, meta)
     ev = copy.deepcopy(model).eval()
+    key = "output" if compat == "1.0" else "output.modern"
     with torch.no_grad():
         close(ev(t["input"])[0], t["eval_output"], 1e-5, "augment eval")
         model.train()
+        MF.set_forward_compat(model, compat)
         masks = [t[f"droppath.{k}"] for k in range(meta["n_droppath_masks"])]
         out, aux = model(t["input"], R.FixedDropPath(masks))
-    close(out, t["output"], 1e-5, "augment train")
+    close(out, t[key], 1e-5, "augment train " + compat)
     close(aux, t["aux_output"], 1e-5, "augment aux")
+    other = "output.modern" if compat == "1.0" else "output"
+    assert (t[key] - t[other]).abs().max() > 1e-4, "the two settings' outputs must differ on this network"
 
-    ts, ms = load("augment_step.safetensors")
-    ts1, _ = load("augment_step.1.safetensors")
+
+def check_augment_step_fixture(compat):
+    t, meta = load("augment_network.safetensors")
+    ts, ms = load(MF.fixture_name("augment_step", compat))
+    ts1, _ = load(MF.fixture_name("augment_step.1", compat))
+    assert ms["torch_compat"] == compat
     model = fresh_augment(t, meta).train()
+    MF.set_forward_compat(model, compat)
     w0 = model.aux_head.conv2.weight.detach().clone()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
     for s in range(2):
         p = f"step.{s}."
         masks = [ts[f"{p}droppath.{k}"] for k in range(ms["n_droppath_masks"])]
-        opt.zero_grad(set_to_none=False)
+        opt.zero_grad(set_to_none=compat != "1.0")
         logits, aux = model(ts["input"], R.FixedDropPath(masks))
         y = ts["labels"].long()
         loss = F.cross_entropy(logits, y) + 0.4 * F.cross_entropy(aux, y)
@@ -293,9 +306,84 @@ def check_augment_fixtures():
                 close(v, src[p + "param." + k], 1e-6, f"augment step {s} {k}")
 
 
+# ----------------------------------------------------------------------------------------------
+# 3. PyTorch 1.0's quirks
+# ----------------------------------------------------------------------------------------------
+
+
+def check_adam_pt10():
+    """AdamPt10 against PyTorch 1.0's update written out in float64 by hand, and against today's
+    Adam with eps = 0 (where the two placements agree)."""
+    g_seq = [torch.tensor([0.3, -1e-4, 2.0, 0.0]), torch.tensor([-0.1, 2e-4, 1.0, 0.0]),
+             torch.tensor([0.05, 0.0, -3.0, 1e-6])]
+    p = torch.nn.Parameter(torch.tensor([0.1, -0.2, 0.0, 1.0]))
+    opt = R.AdamPt10([p], lr=3e-4, betas=(0.5, 0.999), eps=1e-8)
+    want = [0.1, -0.2, 0.0, 1.0]
+    m = [0.0] * 4
+    v = [0.0] * 4
+    for t, g in enumerate(g_seq, start=1):
+        p.grad = g.clone()
+        opt.step()
+        step_size = 3e-4 * math.sqrt(1 - 0.999 ** t) / (1 - 0.5 ** t)
+        for i in range(4):
+            gi = float(g[i])
+            m[i] = 0.5 * m[i] + 0.5 * gi
+            v[i] = 0.999 * v[i] + 0.001 * gi * gi
+            want[i] -= step_size * m[i] / (math.sqrt(v[i]) + 1e-8)
+        for i in range(4):
+            assert abs(float(p.detach()[i]) - want[i]) <= 1e-7 * max(1.0, abs(want[i])), (t, i, float(p.detach()[i]), want[i])
+    # where v is tiny (here 1e-4 of a gradient) the placement matters most: 1.0 moves less
+    q = torch.nn.Parameter(torch.zeros(1))
+    r = torch.nn.Parameter(torch.zeros(1))
+    a, b = R.AdamPt10([q], lr=1.0, betas=(0.5, 0.999), eps=1e-8), torch.optim.Adam([r], lr=1.0, betas=(0.5, 0.999))
+    q.grad = torch.tensor([1e-9])
+    r.grad = torch.tensor([1e-9])
+    a.step()
+    b.step()
+    assert abs(float(q.detach())) < 0.1 * abs(float(r.detach())), (float(q.detach()), float(r.detach()))
+    # with eps = 0 they are the same algorithm
+    torch.manual_seed(3)
+    x = torch.nn.Parameter(torch.randn(50))
+    y = torch.nn.Parameter(x.detach().clone())
+    a, b = R.AdamPt10([x], lr=1e-2, betas=(0.5, 0.999), eps=0.0), torch.optim.Adam([y], lr=1e-2, betas=(0.5, 0.999), eps=0.0)
+    for _ in range(5):
+        g = torch.randn(50)
+        x.grad, y.grad = g.clone(), g.clone()
+        a.step()
+        b.step()
+    close(x.detach(), y.detach(), 1e-6, "Adam 1.0 vs today's with eps 0")
+
+
+def check_adam_fixture():
+    t, meta = load("adam.safetensors")
+    for compat in R.COMPATS:
+        p = torch.nn.Parameter(t["param"].clone())
+        opt = R.alpha_optimizer([p], compat, lr=meta["lr"])
+        for s in range(meta["steps"]):
+            p.grad = t[f"grad.{s}"].clone()
+            opt.step()
+            key = f"after.{s}" if compat == "1.0" else f"after.modern.{s}"
+            assert torch.equal(p.detach(), t[key]), (compat, s)
+
+
+def check_bn_init():
+    torch.manual_seed(0)
+    net = R.AugmentNetwork(32, 3, 16, 10, 8, True, "dropnas-cifar10", compat="1.0")
+    w = torch.cat([m.weight.detach() for m in R.bn_modules(net) if m.affine])
+    assert w.numel() > 5000 and float(w.min()) >= 0.0 and float(w.max()) < 1.0, (w.min(), w.max())
+    assert abs(float(w.mean()) - 0.5) < 0.02, float(w.mean())
+    net = R.AugmentNetwork(32, 3, 16, 10, 8, True, "dropnas-cifar10", compat="modern")
+    assert all(bool((m.weight == 1).all()) for m in R.bn_modules(net) if m.affine)
+
+
 def main():
-    for f in (check_mixed_op, check_functional_sepconv, check_alpha_adjust, check_genotypes, check_param_sizes,
-              check_ops_fixture, check_search_network_fixture, check_search_step_fixture, check_augment_fixtures):
+    checks = [check_mixed_op, check_functional_sepconv, check_alpha_adjust, check_genotypes, check_param_sizes,
+              check_ops_fixture, check_search_network_fixture, check_adam_pt10, check_adam_fixture, check_bn_init]
+    for compat in R.COMPATS:
+        for f in (check_search_step_fixture, check_augment_network_fixture, check_augment_step_fixture):
+            checks.append(lambda f=f, compat=compat: f(compat))
+            checks[-1].__name__ = f"{f.__name__}({compat})"
+    for f in checks:
         f()
         print("ok", f.__name__)
     print("all reference checks passed")

@@ -6,10 +6,17 @@ Rust crates (`cells.0.dag.1.0.ops.4.bn.running_mean`, `cells.2.dag.3.1.op.first.
 
 Everything is float32. The only layout difference from the Rust side is PyTorch's: a Linear
 weight is [out, in] here (Burn keeps [in, out]).
+
+PyTorch versions (`compat`, the Rust side's `--torch-compat`): "1.0" reproduces PyTorch 1.0.0,
+which the original ran (BatchNorm weights initialised U(0, 1), Adam's epsilon added before the bias
+correction, zero-filled gradients, and the original's in-place ReLU at the head of the auxiliary
+classifier); "modern" is PyTorch >= 2.0 throughout. What was read where: PYTORCH-1.0.md.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections import namedtuple
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -21,8 +28,40 @@ BN_MOMENTUM = 0.1
 BN_EPS = 1e-5
 
 
+COMPATS = ("1.0", "modern")
+_BUILD_COMPAT = ["1.0"]
+
+
+def check_compat(compat: str) -> str:
+    if compat not in COMPATS:
+        raise ValueError(f"unknown torch compat {compat!r}: use one of {COMPATS}")
+    return compat
+
+
+@contextlib.contextmanager
+def building(compat: str):
+    """Modules constructed inside initialise like PyTorch `compat` (see BatchNorm2d)."""
+    _BUILD_COMPAT.append(check_compat(compat))
+    try:
+        yield
+    finally:
+        _BUILD_COMPAT.pop()
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """nn.BatchNorm2d whose affine weight starts as in the PyTorch being reproduced: PyTorch 1.0's
+    `_BatchNorm.reset_parameters` draws it from U(0, 1) (`init.uniform_(self.weight)`, after
+    resetting the running stats and before zeroing the bias); PyTorch >= 1.2 fills it with ones.
+    Drawn during construction, as 1.0 did, so the RNG stream interleaves as it did there."""
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        if self.affine and _BUILD_COMPAT[-1] == "1.0":
+            nn.init.uniform_(self.weight)
+
+
 def bn(c: int, affine: bool) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(c, affine=affine, momentum=BN_MOMENTUM, eps=BN_EPS)
+    return BatchNorm2d(c, affine=affine, momentum=BN_MOMENTUM, eps=BN_EPS)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -240,8 +279,14 @@ def reduction_layers(layers: int):
 
 
 class SearchNetwork(nn.Module):
-    def __init__(self, c_in, c, n_classes, layers, space="original", n_nodes=4, stem_multiplier=3):
+    """`compat` "1.0": the stem's (affine) BatchNorm weight starts U(0, 1), as in PyTorch 1.0."""
+
+    def __init__(self, c_in, c, n_classes, layers, space="original", n_nodes=4, stem_multiplier=3, compat="1.0"):
         super().__init__()
+        with building(compat):
+            self._build(c_in, c, n_classes, layers, space, n_nodes, stem_multiplier)
+
+    def _build(self, c_in, c, n_classes, layers, space, n_nodes, stem_multiplier):
         self.space = space
         self.n_nodes = n_nodes
         c_cur = stem_multiplier * c
@@ -268,6 +313,51 @@ class SearchNetwork(nn.Module):
                 w, k = w_normal, keep_normal
             s0, s1 = s1, cell(s0, s1, w, k)
         return self.linear(F.adaptive_avg_pool2d(s1, 1).flatten(1))
+
+
+class AdamPt10(torch.optim.Optimizer):
+    """torch.optim.Adam as PyTorch 1.0.0 computed it (torch/optim/adam.py at tag v1.0.0):
+
+        m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
+        denom = sqrt(v) + eps                                  # eps before the bias correction
+        step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t)     # Python float (double)
+        p = p - step_size * m / denom
+
+    PyTorch >= 1.6 divides by sqrt(v) / sqrt(1 - beta2^t) + eps instead. No weight decay and no
+    AMSGrad (the search uses neither). Parameters without a gradient are skipped, as in 1.0."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                state["step"] += 1
+                g = p.grad
+                m.mul_(beta1).add_(g, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                denom = v.sqrt().add_(group["eps"])
+                bias_correction1 = 1 - beta1 ** state["step"]
+                bias_correction2 = 1 - beta2 ** state["step"]
+                step_size = group["lr"] * math.sqrt(bias_correction2) / bias_correction1
+                p.addcdiv_(m, denom, value=-step_size)
+
+
+def alpha_optimizer(params, compat: str, lr=3e-4):
+    """The alphas' Adam (betas (0.5, 0.999), eps 1e-8, no weight decay) of PyTorch `compat`."""
+    if check_compat(compat) == "1.0":
+        return AdamPt10(params, lr=lr, betas=(0.5, 0.999), eps=1e-8)
+    return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999), eps=1e-8, weight_decay=0)
 
 
 class Alphas(nn.Module):
@@ -336,6 +426,15 @@ def zero_grad_pt10(params: Iterable[nn.Parameter]):
             p.grad.zero_()
 
 
+def zero_grad(params: Iterable[nn.Parameter], compat: str):
+    """`zero_grad` of PyTorch `compat`: zeros (1.0) or no gradient at all (>= 2.0's set_to_none)."""
+    if check_compat(compat) == "1.0":
+        zero_grad_pt10(params)
+    else:
+        for p in params:
+            p.grad = None
+
+
 def edge_ratios(alpha_list, mask_list):
     """ratio_e = (sum exp(alpha) over kept) / (sum over all) per edge, float64."""
     out = []
@@ -367,16 +466,17 @@ def adjust_alphas(alpha_list, mask_list, ratios):
 
 
 def search_step(model: SearchNetwork, alphas: Alphas, w_opt, a_opt, x, y, masks_normal, masks_reduce,
-                w_decay=3e-4, a_decay=1e-3, clip=3.0, alpha_step_phase1=True, record=None):
-    """One DropNAS step (spec, "One training step"). Returns a dict of what happened."""
+                w_decay=3e-4, a_decay=1e-3, clip=3.0, alpha_step_phase1=True, record=None, compat="1.0"):
+    """One DropNAS step (spec, "One training step"). Returns a dict of what happened. `compat`
+    picks zero_grad's semantics; the alpha optimizer (alpha_optimizer) carries Adam's."""
     weights = list(model.parameters())
     alpha_params = list(alphas.parameters())
     masks = list(masks_normal) + list(masks_reduce)
     alpha_list = list(alphas.normal) + list(alphas.reduce)
     rec = {} if record is None else record
 
-    zero_grad_pt10(weights)
-    zero_grad_pt10(alpha_params)
+    zero_grad(weights, compat)
+    zero_grad(alpha_params, compat)
     ratios = edge_ratios(alpha_list, masks)
 
     # (1) loss_1
@@ -398,8 +498,8 @@ def search_step(model: SearchNetwork, alphas: Alphas, w_opt, a_opt, x, y, masks_
     rec["alpha_p2"] = [a.detach().clone() for a in alpha_list]
 
     # (3) partial decay on the updated parameters
-    zero_grad_pt10(weights)
-    zero_grad_pt10(alpha_params)
+    zero_grad(weights, compat)
+    zero_grad(alpha_params, compat)
     loss_w = sum((named[n] * named[n]).sum() for n in w_sel) if w_sel else torch.zeros(())
     loss_a = sum(((a * s) ** 2).sum() for a, s in zip(alpha_list, a_sel))
     loss_2 = w_decay * loss_w + a_decay * loss_a
@@ -548,26 +648,36 @@ class AugmentCell(nn.Module):
 
 
 class AuxHead(nn.Module):
-    def __init__(self, side: int, c: int, n_classes: int):
+    def __init__(self, side: int, c: int, n_classes: int, relu_inplace: bool = False):
         super().__init__()
         assert side >= 6, "aux head needs a feature map of at least 6x6"
+        # the original's head starts with nn.ReLU(inplace=True): the caller's tensor is changed
+        self.relu_inplace = relu_inplace
         self.pool = nn.AvgPool2d(5, stride=side - 5, padding=0, count_include_pad=False)
         self.conv1 = nn.Conv2d(c, 128, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(128, momentum=BN_MOMENTUM, eps=BN_EPS)
+        self.bn1 = bn(128, True)
         self.conv2 = nn.Conv2d(128, 768, 2, bias=False)
-        self.bn2 = nn.BatchNorm2d(768, momentum=BN_MOMENTUM, eps=BN_EPS)
+        self.bn2 = bn(768, True)
         self.linear = nn.Linear(768, n_classes)
 
     def forward(self, x):
-        x = self.pool(F.relu(x))
+        x = self.pool(F.relu(x, inplace=self.relu_inplace))
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.bn2(self.conv2(x)))
         return self.linear(x.flatten(1))
 
 
 class AugmentNetwork(nn.Module):
-    def __init__(self, input_size, c_in, c, n_classes, layers, auxiliary, genotype, stem_multiplier=3):
+    """`compat` "1.0": BatchNorm weights U(0, 1) and the original's in-place ReLU in the auxiliary
+    head (in training, the final pooling then sees relu(s1) when the head reads the last cell)."""
+
+    def __init__(self, input_size, c_in, c, n_classes, layers, auxiliary, genotype, stem_multiplier=3,
+                 compat="1.0"):
         super().__init__()
+        with building(compat):
+            self._build(input_size, c_in, c, n_classes, layers, auxiliary, genotype, stem_multiplier, compat)
+
+    def _build(self, input_size, c_in, c, n_classes, layers, auxiliary, genotype, stem_multiplier, compat):
         if isinstance(genotype, str):
             genotype = parse_genotype(genotype)
         self.genotype = genotype
@@ -587,7 +697,7 @@ class AugmentNetwork(nn.Module):
             reduction_p = reduction
             c_pp, c_p = c_p, c_cur * len(cell.concat)
             if i == self.aux_pos:
-                self.aux_head = AuxHead(input_size // 4, c_p, n_classes)
+                self.aux_head = AuxHead(input_size // 4, c_p, n_classes, relu_inplace=compat == "1.0")
         self.linear = nn.Linear(c_p, n_classes)
 
     def forward(self, x, drop_path=None):
@@ -634,16 +744,18 @@ class ImagenetAuxHead(nn.Module):
     stride 2, padding not counted) to 2x2, 1x1 conv C->128, BN, ReLU, 2x2 conv 128->768, ReLU
     (no BN there), linear 768->classes."""
 
-    def __init__(self, c: int, n_classes: int):
+    def __init__(self, c: int, n_classes: int, relu_inplace: bool = False):
         super().__init__()
+        # DARTS' head starts with nn.ReLU(inplace=True) too (see AuxHead)
+        self.relu_inplace = relu_inplace
         self.pool = nn.AvgPool2d(5, stride=2, padding=0, count_include_pad=False)
         self.conv1 = nn.Conv2d(c, 128, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(128, momentum=BN_MOMENTUM, eps=BN_EPS)
+        self.bn1 = bn(128, True)
         self.conv2 = nn.Conv2d(128, 768, 2, bias=False)
         self.linear = nn.Linear(768, n_classes)
 
     def forward(self, x):
-        x = self.pool(F.relu(x))
+        x = self.pool(F.relu(x, inplace=self.relu_inplace))
         x = F.relu(self.bn1(self.conv1(x)))
         x = F.relu(self.conv2(x))
         return self.linear(x.flatten(1))
@@ -653,10 +765,14 @@ class AugmentNetworkImageNet(nn.Module):
     """The network of the DARTS family for 224x224 input (the mobile setting): the two stems above
     (56x56 and 28x28, both C channels), the first cell treating the 56x56 stem as the output of a
     reduction cell (FactorizedReduce), reductions at L/3 and 2L/3 (14x14, 7x7), the auxiliary head
-    after cell 2L/3, AvgPool2d(7) and a linear classifier."""
+    after cell 2L/3, AvgPool2d(7) and a linear classifier. `compat` as in AugmentNetwork."""
 
-    def __init__(self, c_in, c, n_classes, layers, auxiliary, genotype):
+    def __init__(self, c_in, c, n_classes, layers, auxiliary, genotype, compat="1.0"):
         super().__init__()
+        with building(compat):
+            self._build(c_in, c, n_classes, layers, auxiliary, genotype, compat)
+
+    def _build(self, c_in, c, n_classes, layers, auxiliary, genotype, compat):
         if isinstance(genotype, str):
             genotype = parse_genotype(genotype)
         self.genotype = genotype
@@ -676,7 +792,7 @@ class AugmentNetworkImageNet(nn.Module):
             reduction_p = reduction
             c_pp, c_p = c_p, c_cur * len(cell.concat)
             if i == self.aux_pos:
-                self.aux_head = ImagenetAuxHead(c_p, n_classes)
+                self.aux_head = ImagenetAuxHead(c_p, n_classes, relu_inplace=compat == "1.0")
         self.pool = nn.AvgPool2d(7)
         self.linear = nn.Linear(c_p, n_classes)
 

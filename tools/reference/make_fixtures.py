@@ -5,6 +5,10 @@
 Deterministic: each fixture seeds torch itself. The key naming of each file is described in
 tools/reference/README.md and, per file, in the safetensors metadata entry "config" (JSON).
 Every file must stay under 300 KB (asserted).
+
+Two PyTorch settings (dropnas' `--torch-compat`): the steps are written for "1.0" (the default:
+PyTorch 1.0.0 as the original ran it; plain file names) and for "modern" (`*.modern.*` files).
+Initial states are built once, under "1.0", and shared by both.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ SEARCH_C = 2
 # instead of being stored.
 PATTERN_PATH = "aux_head.conv2.weight"
 PATTERN_FORMULA = "w[i] = f32((f64((i*7919 + 13) % 2003) - 1001.0) / 1001.0 * 0.04), i = flat row-major index"
+
+
+def fixture_name(base: str, compat: str, ext: str = "safetensors") -> str:
+    """`base.ext` for the default setting (1.0), `base.modern.ext` for the other."""
+    return f"{base}.{ext}" if R.check_compat(compat) == "1.0" else f"{base}.modern.{ext}"
 
 
 def pattern(shape, scale=0.04):
@@ -282,6 +291,11 @@ def draw_droppath(n_masks, batch, prob=0.2):
     return ms
 
 
+def set_forward_compat(model, compat):
+    """The forward semantics of `compat` on an AugmentNetwork built under another setting."""
+    model.aux_head.relu_inplace = R.check_compat(compat) == "1.0"
+
+
 def without_pattern(st):
     return {k: v for k, v in st.items() if k != PATTERN_PATH}
 
@@ -299,13 +313,23 @@ def make_augment_network(out_dir):
         eval_out, eval_aux = ev(x)
     assert eval_aux is None
 
-    model.train()
-    src = R.FixedDropPath(masks)
-    with torch.no_grad():
-        out, aux = model(x, src)
-    assert src.used == n_masks
+    # train mode under each setting, from the same initial state: the aux head reads the last of the
+    # 3 cells, so the original's in-place ReLU (1.0) reaches the final pooling
+    outs = {}
+    for compat in R.COMPATS:
+        m = copy.deepcopy(model).train()
+        set_forward_compat(m, compat)
+        src = R.FixedDropPath(masks)
+        with torch.no_grad():
+            outs[compat] = m(x, src)
+        assert src.used == n_masks
+    out, aux = outs["1.0"]
+    out_modern, aux_modern = outs["modern"]
+    assert torch.equal(aux, aux_modern), "the auxiliary output does not depend on the setting"
+    assert (out - out_modern).abs().max() > 1e-4, "the in-place ReLU must change the output here"
+    model = m  # running stats after the forward: the same under both settings
 
-    t = {"input": x, "output": out, "aux_output": aux, "eval_output": eval_out}
+    t = {"input": x, "output": out, "output.modern": out_modern, "aux_output": aux, "eval_output": eval_out}
     t.update(prefixed("param.", without_pattern(before)))
     t.update({f"droppath.{k}": m for k, m in enumerate(masks)})
     t.update(prefixed("after.", running_stats(model)))
@@ -314,8 +338,10 @@ def make_augment_network(out_dir):
         "AugmentNetwork. param.<path>: initial state (params + BN running stats) except "
         f"{PATTERN_PATH}, which is generated (see 'generated'); droppath.<k>: per-sample masks (0 or 1/0.8) "
         "in forward order (cell, node, edge; identity edges take none); output/aux_output: train-mode "
-        "forward with those masks; after.<path>: running stats after it; eval_output: eval-mode forward "
-        "(running stats, no drop path, no aux) from the initial state."))
+        "forward with those masks under PyTorch 1.0 (the auxiliary head's in-place ReLU reaches the final "
+        "pooling: the head reads the last cell); output.modern: the same without it; after.<path>: running "
+        "stats after it; eval_output: eval-mode forward (running stats, no drop path, no aux) from the "
+        "initial state."))
     save(out_dir, "augment_network.safetensors", t, config)
 
 
@@ -434,15 +460,24 @@ def make_augment_network_imagenet(out_dir):
         eval_out, eval_aux = ev(x)
     assert eval_aux is None
 
+    # the aux head reads the last of the 3 cells: the in-place ReLU (1.0) reaches the final pooling
+    modern = copy.deepcopy(model).train()
+    set_forward_compat(modern, "modern")
+    with torch.no_grad():
+        out_modern, aux_modern = modern(x)
+
     model.train()
     logits, aux = model(x)
+    assert torch.equal(aux.detach(), aux_modern), "the auxiliary output does not depend on the setting"
+    assert (logits.detach() - out_modern).abs().max() > 1e-4, "the in-place ReLU must change the output here"
     ls = label_smoothed_ce(logits, y, c["label_smoothing"])
     ls_aux = label_smoothed_ce(aux, y, c["label_smoothing"])
     loss = ls + c["aux_weight"] * ls_aux
     loss.backward()
     grads = {n: g for n, g in grads_of(model).items() if n.startswith(IMAGENET_GRAD_PREFIXES) and n != PATTERN_PATH}
 
-    t = {"labels": y.float(), "output": logits, "aux_output": aux, "eval_output": eval_out,
+    t = {"labels": y.float(), "output": logits, "output.modern": out_modern, "aux_output": aux,
+         "eval_output": eval_out,
          "loss": scalar(loss.detach()), "ls": scalar(ls.detach()), "ls_aux": scalar(ls_aux.detach()),
          "ce": scalar(F.cross_entropy(logits.detach(), y))}
     t.update(prefixed("param.", without_pattern(before)))
@@ -450,8 +485,10 @@ def make_augment_network_imagenet(out_dir):
     t.update(prefixed("after.", running_stats(model)))
     config = dict(c, seed=IMAGENET_SEED, description=(
         "AugmentNetworkImageNet (DARTS' NetworkImageNet shape) at C=4, 3 cells, 224x224 input (generated, "
-        "see 'generated'), with the auxiliary head. param.<path>: initial state except the generated "
-        f"{PATTERN_PATH}; output/aux_output: train-mode forward (no drop path); eval_output: eval-mode forward "
+        "see 'generated'), with the auxiliary head, under PyTorch 1.0. param.<path>: initial state except the "
+        f"generated {PATTERN_PATH}; output/aux_output: train-mode forward (no drop path; the auxiliary head's "
+        "in-place ReLU reaches the final pooling: the head reads the last cell); output.modern: the same "
+        "without it; eval_output: eval-mode forward "
         "from the initial state; ls, ls_aux: label-smoothed cross entropy (eps 0.1) of output and aux_output; "
         "loss = ls + 0.4 ls_aux; ce: plain cross entropy of output; grad.<path>: gradients of loss for the "
         f"parameters under {list(IMAGENET_GRAD_PREFIXES)} ({PATTERN_PATH} excepted); after.<path>: running "
@@ -464,15 +501,14 @@ def make_augment_network_imagenet(out_dir):
 # ----------------------------------------------------------------------------------------------
 
 
-def make_search_step(out_dir):
+def make_search_step(out_dir, compat):
     model, alphas = search_init()
-    init = search_initial_state(model, alphas)
-    seed = 4000
+    seed = 4001
     torch.manual_seed(seed)
     x = torch.randn(4, 3, 8, 8)
     y = torch.randint(0, 10, (4,))
     w_opt = torch.optim.SGD(model.parameters(), lr=0.0375, momentum=0.9, weight_decay=0)
-    a_opt = torch.optim.Adam(alphas.parameters(), lr=3e-4, betas=(0.5, 0.999), eps=1e-8, weight_decay=0)
+    a_opt = R.alpha_optimizer(alphas.parameters(), compat)
 
     steps = [
         # step 0 (A): a few drops
@@ -497,7 +533,7 @@ def make_search_step(out_dir):
         for i in range(4):
             t[p + f"mask.normal.{i}"] = mn[i]
             t[p + f"mask.reduce.{i}"] = mr[i]
-        rec = R.search_step(model, alphas, w_opt, a_opt, x, y, mn, mr)
+        rec = R.search_step(model, alphas, w_opt, a_opt, x, y, mn, mr, compat=compat)
         now = state(model)
         for g in rec["alpha_grad_1"]:  # no alpha gradient near the 1e-7 decay threshold
             a = g.abs()
@@ -529,14 +565,20 @@ def make_search_step(out_dir):
         })
         prev = now
 
-    # step B: weights of ops dropped in B (zero gradient) but used in A still move by momentum
-    mwg = meta_steps[1]["moved_without_gradient"]
-    assert "cells.0.dag.0.0.ops.0.first.depthwise.weight" in mwg, mwg
+    dropped_in_b = "cells.0.dag.0.0.ops.0.first.depthwise.weight"
+    if compat == "1.0":
+        # step B: weights of ops dropped in B (zero gradient) but used in A still move by momentum
+        mwg = meta_steps[1]["moved_without_gradient"]
+        assert dropped_in_b in mwg, mwg
+        assert not meta_steps[1]["unmoved"]
+    else:
+        # no gradient at all: SGD leaves them alone, momentum or not
+        assert dropped_in_b in meta_steps[1]["no_grad"] and dropped_in_b in meta_steps[1]["unmoved"]
+        assert set(meta_steps[1]["unmoved"]) == set(meta_steps[1]["no_grad"])
     # weights never used so far have no gradient and do not move
     assert "cells.0.dag.1.0.ops.1.first.depthwise.weight" in meta_steps[0]["no_grad"]
     assert "cells.0.dag.1.0.ops.1.first.depthwise.weight" in meta_steps[0]["unmoved"]
     assert set(meta_steps[0]["unmoved"]) == set(meta_steps[0]["no_grad"])
-    assert not meta_steps[1]["unmoved"]
     # the alpha adjustment restores the kept probability mass of every edge (to round-off)
     for s, (mn, mr) in enumerate(steps):
         after = list(t[f"step.{s}.alpha_p5.normal.{i}"] for i in range(4)) + \
@@ -546,13 +588,15 @@ def make_search_step(out_dir):
         for a0, a1 in zip(r0, r1):
             assert torch.allclose(a0, a1, rtol=0, atol=2e-6), (s, a0, a1)
 
-    files = ["search_step.safetensors", "search_step.1.safetensors"]
+    files = [fixture_name("search_step", compat), fixture_name("search_step.1", compat)]
+    adam = ("Adam as PyTorch 1.0 (eps added to sqrt(v) before the bias correction)" if compat == "1.0"
+            else "Adam as PyTorch >= 1.6 (eps added to sqrt(v_hat))")
+    zero = "PyTorch 1.0 (zeros, not None)" if compat == "1.0" else "PyTorch >= 2.0 (None)"
     config = dict(SEARCH_CONFIG, seed=seed, initial_state="search_network.safetensors", batch=4,
-                  input_shape=list(x.shape),
+                  input_shape=list(x.shape), torch_compat=compat,
                   w_optimizer={"type": "SGD", "lr": 0.0375, "momentum": 0.9, "dampening": 0, "weight_decay": 0},
-                  a_optimizer={"type": "Adam (PyTorch >= 1.6 form: eps added to sqrt(v_hat))", "lr": 3e-4,
-                               "betas": [0.5, 0.999], "eps": 1e-8, "weight_decay": 0},
-                  clip=3.0, w_decay=3e-4, a_decay=1e-3, zero_grad="PyTorch 1.0 (zeros, not None)",
+                  a_optimizer={"type": adam, "lr": 3e-4, "betas": [0.5, 0.999], "eps": 1e-8, "weight_decay": 0},
+                  clip=3.0, w_decay=3e-4, a_decay=1e-3, zero_grad=zero,
                   steps=meta_steps, files=files, description=(
         "Two DropNAS one-level steps from the initial state param.* / alpha.* of search_network.safetensors. "
         "input, labels; step.<s>.mask.*.<i>: keep masks; step.<s>.{loss_1,loss_2,norm_1,norm_2}: [1] scalars "
@@ -575,8 +619,9 @@ def make_search_step(out_dir):
 # ----------------------------------------------------------------------------------------------
 
 
-def make_augment_step(out_dir):
+def make_augment_step(out_dir, compat):
     model = augment_init().train()
+    set_forward_compat(model, compat)
     seed = 5000
     torch.manual_seed(seed)
     x = torch.randn(4, 3, 32, 32)
@@ -603,7 +648,7 @@ def make_augment_step(out_dir):
         p = f"step.{s}."
         masks = draw_droppath(n_masks, 4)
         t.update({p + f"droppath.{k}": m for k, m in enumerate(masks)})
-        opt.zero_grad(set_to_none=False)
+        opt.zero_grad(set_to_none=compat != "1.0")
         src = R.FixedDropPath(masks)
         logits, aux = model(x, src)
         assert src.used == n_masks
@@ -621,9 +666,10 @@ def make_augment_step(out_dir):
         else:
             t.update(stored(p, buffers=False))
         meta_steps.append(vals)
-    files = ["augment_step.safetensors", "augment_step.1.safetensors"]
+    files = [fixture_name("augment_step", compat), fixture_name("augment_step.1", compat)]
     config = dict(AUGMENT_CONFIG, seed=seed, initial_state="augment_network.safetensors", aux_weight=0.4,
-                  batch=4, n_droppath_masks=n_masks,
+                  batch=4, n_droppath_masks=n_masks, torch_compat=compat,
+                  aux_relu_inplace=compat == "1.0",
                   optimizer={"type": "SGD", "lr": 0.05, "momentum": 0.9, "dampening": 0, "weight_decay": 3e-4},
                   clip=3.0, steps=meta_steps, files=files, description=(
         "Two augment training steps (train mode, loss = CE + 0.4 CE_aux, clip all parameters to global norm "
@@ -637,6 +683,43 @@ def make_augment_step(out_dir):
     save(out_dir, files[1], t_final, {"see": files[0], "files": files})
 
 
+# ----------------------------------------------------------------------------------------------
+# (g) the alphas' Adam under both settings
+# ----------------------------------------------------------------------------------------------
+
+
+def make_adam(out_dir):
+    """Six Adam steps on a [4, 8] alpha-like matrix with gradients from 1e-1 down to 1e-10 (and zeros,
+    as for dropped ops): where v is tiny the two epsilon placements differ by up to the whole update."""
+    torch.manual_seed(6000)
+    p0 = 1e-3 * torch.randn(4, 8)
+    scale = torch.tensor([10.0 ** -(1 + (c % 8) * 9 / 7) for c in range(8)])[None, :]
+    grads = []
+    for t in range(6):
+        g = torch.randn(4, 8) * scale
+        g[t % 4, :] = 0.0  # one row without gradient per step (a dropped op's alpha: zero gradient)
+        grads.append(g)
+    tensors = {"param": p0, **{f"grad.{t}": g for t, g in enumerate(grads)}}
+    for compat in R.COMPATS:
+        p = torch.nn.Parameter(p0.clone())
+        opt = R.alpha_optimizer([p], compat, lr=3e-4)
+        for t, g in enumerate(grads):
+            p.grad = g.clone()
+            opt.step()
+            key = f"after.{t}" if compat == "1.0" else f"after.modern.{t}"
+            tensors[key] = p.detach().clone()
+    diff = (tensors["after.5"] - tensors["after.modern.5"]).abs().max()
+    assert diff > 1e-5, f"the two placements must differ clearly here ({diff})"
+    config = {"lr": 3e-4, "betas": [0.5, 0.999], "eps": 1e-8, "steps": len(grads), "seed": 6000,
+              "description": (
+                  "The alphas' Adam, six steps from param ([4, 8]) with gradients grad.<t>. after.<t>: the parameter "
+                  "after step t under PyTorch 1.0's Adam (eps added to sqrt(v) before the bias correction, "
+                  "step size lr*sqrt(1-beta2^t)/(1-beta1^t)); after.modern.<t>: under PyTorch >= 1.6's "
+                  "(torch.optim.Adam). Column c's gradients are N(0,1) * 10^-(1 + 9c/7); row t % 4 gets a "
+                  "zero gradient in step t.")}
+    save(out_dir, "adam.safetensors", tensors, config)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=DEFAULT_OUT)
@@ -647,8 +730,10 @@ def main():
     make_augment_network(args.out)
     make_param_counts(args.out)
     make_augment_network_imagenet(args.out)
-    make_search_step(args.out)
-    make_augment_step(args.out)
+    make_adam(args.out)
+    for compat in R.COMPATS:
+        make_search_step(args.out, compat)
+        make_augment_step(args.out, compat)
     total = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
     print(f"total: {total / 1024:.1f} KiB")
 

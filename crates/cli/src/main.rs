@@ -50,13 +50,13 @@ impl std::error::Error for ExitWith {}
 
 #[derive(clap::Parser, Debug)]
 #[command(name = "dropnas", version, about = "DropNAS: grouped operation dropout for one-level DARTS, on Burn")]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {
+pub(crate) enum Command {
     /// Parameters and multiply-adds of an augment network (--genotype) or of the search supernet (--search)
     Info(commands::info::InfoArgs),
     /// Search a cell architecture with one-level DropNAS
@@ -76,6 +76,17 @@ enum Command {
     Selftest(commands::selftest::SelftestArgs),
     /// Summarise a run folder and write its plots, TensorBoard events and report.md; or compare runs
     Report(commands::report::ReportArgs),
+    /// The paper's protocol: searches x retrainings, mean ± std and best, locally or on Slurm
+    #[command(subcommand)]
+    Protocol(commands::protocol::ProtocolCommand),
+}
+
+/// The command line as `main` parses it (also what a protocol's runs are checked against).
+pub(crate) fn cli_command() -> clap::Command {
+    // `--w-grad-clip -1` reaches the flag's check, which says what is wrong with it, instead of
+    // being taken for an unknown flag `-1`; a flag given twice takes its last value, as the
+    // original's argparse does
+    Cli::command().mut_subcommands(|c| c.args_override_self(true).mut_args(|a| a.allow_negative_numbers(true)))
 }
 
 /// Console logging through tracing (stderr, without colours when it is not a terminal or
@@ -108,11 +119,7 @@ fn keep_freed_memory() {
 fn main() -> ExitCode {
     quiet_panics::install();
     keep_freed_memory();
-    // `--w-grad-clip -1` reaches the flag's check, which says what is wrong with it, instead of
-    // being taken for an unknown flag `-1`; a flag given twice takes its last value, as the
-    // original's argparse does
-    let command =
-        Cli::command().mut_subcommands(|c| c.args_override_self(true).mut_args(|a| a.allow_negative_numbers(true)));
+    let command = cli_command();
     let matches = command.clone().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // which flags the user typed (a resumed run compares them with its configuration)
@@ -131,6 +138,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "selftest")]
         Command::Selftest(args) => commands::selftest::run(args),
         Command::Report(args) => commands::report::run(args),
+        Command::Protocol(cmd) => commands::protocol::run(cmd),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

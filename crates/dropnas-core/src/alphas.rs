@@ -3,9 +3,10 @@
 //! They live in their own module so that they are optimised apart from the network weights
 //! (Adam on alphas, SGD on weights) from a single backward pass.
 
+use crate::init::ParamInit;
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 /// Node `i` of a cell has `i + 2` incoming edges; each edge has one alpha per op.
 #[derive(Module, Debug)]
@@ -40,11 +41,11 @@ pub fn n_edges(n_nodes: usize) -> usize {
 }
 
 impl<B: Backend> Alphas<B> {
-    /// `1e-3 * N(0, 1)`, as the original.
-    pub fn new(n_nodes: usize, n_ops: usize, device: &B::Device) -> Self {
-        let init =
-            |i: usize| Param::from_tensor(Tensor::random([i + 2, n_ops], Distribution::Normal(0.0, 1e-3), device));
-        Self { normal: (0..n_nodes).map(init).collect(), reduce: (0..n_nodes).map(init).collect() }
+    /// `1e-3 * N(0, 1)`, as the original (normal cells' matrices first).
+    pub fn new(n_nodes: usize, n_ops: usize, init: &mut ParamInit<B>) -> Self {
+        let normal = (0..n_nodes).map(|i| init.alpha(i + 2, n_ops)).collect();
+        let reduce = (0..n_nodes).map(|i| init.alpha(i + 2, n_ops)).collect();
+        Self { normal, reduce }
     }
 
     pub fn n_nodes(&self) -> usize {
@@ -96,6 +97,34 @@ impl<B: Backend> Alphas<B> {
         match cell {
             CellType::Normal => Self { normal: replace(self.normal, &mut offset), reduce: self.reduce },
             CellType::Reduce => Self { reduce: replace(self.reduce, &mut offset), normal: self.normal },
+        }
+    }
+
+    /// One cell type's alphas as one `[edges, n_ops]` matrix (node 0's edges first), on the
+    /// device: what the step's alpha adjustment works on.
+    pub fn cell_matrix(&self, cell: CellType) -> Tensor<B, 2> {
+        Tensor::cat(self.of(cell).iter().map(|p| p.val()).collect(), 0)
+    }
+
+    /// Replaces the values of one cell type's alphas by a `[edges, n_ops]` matrix (as from
+    /// [`Self::cell_matrix`]), on the device, keeping each parameter's id (the optimizer state
+    /// stays attached) and its `require_grad`.
+    pub fn set_cell_matrix(self, cell: CellType, matrix: Tensor<B, 2>) -> Self {
+        let mut offset = 0;
+        let mut replace = |params: Vec<Param<Tensor<B, 2>>>| -> Vec<Param<Tensor<B, 2>>> {
+            params
+                .into_iter()
+                .map(|p| {
+                    let rows = p.dims()[0];
+                    let part = matrix.clone().narrow(0, offset, rows).detach();
+                    offset += rows;
+                    p.map(move |t| if t.is_require_grad() { part.require_grad() } else { part })
+                })
+                .collect()
+        };
+        match cell {
+            CellType::Normal => Self { normal: replace(self.normal), reduce: self.reduce },
+            CellType::Reduce => Self { reduce: replace(self.reduce), normal: self.normal },
         }
     }
 
@@ -166,7 +195,7 @@ mod tests {
     #[test]
     fn rows_round_trip_and_set_rows_keeps_parameter_ids() {
         let device = Default::default();
-        let alphas = Alphas::<A>::new(4, 8, &device);
+        let alphas = Alphas::<A>::new(4, 8, &mut ParamInit::new(0, Default::default(), &device));
         let ids: Vec<_> = alphas.normal.iter().map(|p| p.id).collect();
         let mut rows = alphas.rows(CellType::Normal);
         assert_eq!(rows.len(), 14);

@@ -2,6 +2,7 @@
 
 use crate::drop_path::{DropPathSource, drop_path};
 use crate::genotype::Genotype;
+use crate::init::ParamInit;
 use crate::kernels::{DropnasBackend, dense_grad};
 use crate::ops::{Op, StdConv};
 use crate::search_cell::Preproc;
@@ -34,9 +35,12 @@ impl<B: DropnasBackend> AugmentCell<B> {
         c: usize,
         reduction_p: bool,
         reduction: bool,
-        device: &B::Device,
+        init: &mut ParamInit<B>,
     ) -> Self {
         let (nodes, concat) = genotype.cell(reduction);
+        // built in PyTorch's order: the preprocessing, then the edges
+        let preproc0 = Preproc::new(c_pp, c, reduction_p, true, init);
+        let preproc1 = StdConv::new(c_p, c, true, init);
         let dag = nodes
             .iter()
             .map(|edges| {
@@ -44,18 +48,12 @@ impl<B: DropnasBackend> AugmentCell<B> {
                     .iter()
                     .map(|&(kind, input)| {
                         let stride = if reduction && input < 2 { 2 } else { 1 };
-                        AugmentEdge { op: Op::new(kind, c, stride, true, device), input }
+                        AugmentEdge { op: Op::new(kind, c, stride, true, init), input }
                     })
                     .collect()
             })
             .collect();
-        Self {
-            preproc0: Preproc::new(c_pp, c, reduction_p, true, device),
-            preproc1: StdConv::new(c_p, c, true, device),
-            dag,
-            concat: concat.indices(),
-            reduction,
-        }
+        Self { preproc0, preproc1, dag, concat: concat.indices(), reduction }
     }
 
     /// Output channels as a multiple of the cell width `c`.

@@ -6,11 +6,13 @@ use crate::augment_network_imagenet::{IMAGENET_FINAL_POOL, ImagenetStem, Network
 use crate::aux_head::{AuxHead, check_aux_side};
 use crate::drop_path::DropPathSource;
 use crate::genotype::Genotype;
+use crate::init::ParamInit;
 use crate::kernels::DropnasBackend;
 use crate::search_network::{Stem, is_reduction};
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d};
 use serde::{Deserialize, Serialize};
@@ -97,8 +99,10 @@ impl AugmentNetworkConfig {
         Ok(())
     }
 
-    pub fn init<B: DropnasBackend>(&self, device: &B::Device) -> AugmentNetwork<B> {
-        AugmentNetwork::new(self, device)
+    /// The network with PyTorch's initial values drawn by `init` (the run's seeded generator:
+    /// the same network for a seed on every backend), under `init`'s PyTorch semantics.
+    pub fn init<B: DropnasBackend>(&self, init: &mut ParamInit<B>) -> AugmentNetwork<B> {
+        AugmentNetwork::new(self, init)
     }
 }
 
@@ -111,17 +115,28 @@ pub struct AugmentNetwork<B: Backend> {
     pub aux_head: Option<AuxHead<B>>,
     pub linear: Linear<B>,
     pub aux_position: usize,
+    /// The original's auxiliary head starts with `nn.ReLU(inplace=True)`: in training, the cell
+    /// output it reads is replaced by its ReLU for every later reader too (PyTorch 1.0 setting).
+    /// Only the final pooling can tell (every cell starts with a ReLU of its inputs), so it
+    /// changes the result only when the head reads the last cell (3 cells or fewer).
+    pub aux_relu_in_place: bool,
     /// The classifier's pooling: 0 for global average pooling (CIFAR), else AvgPool2d(k)
     /// (ImageNet: 7).
     pub final_pool: usize,
 }
 
 impl<B: DropnasBackend> AugmentNetwork<B> {
-    pub fn new(cfg: &AugmentNetworkConfig, device: &B::Device) -> Self {
+    pub fn new(cfg: &AugmentNetworkConfig, init: &mut ParamInit<B>) -> Self {
         let imagenet = cfg.network == NetworkKind::Imagenet;
         // The ImageNet stems end at C channels, and the first cell treats `stem0` as the output
         // of a reduction cell (its s0 is twice as large as its s1).
         let c_stem = if imagenet { cfg.init_channels } else { cfg.stem_multiplier * cfg.init_channels };
+        // The stems first: the original's construction order, which the seeded draws follow.
+        let (stem0, stem) = if imagenet {
+            (Some(ImagenetStem::new(cfg.input_channels, c_stem, init)), Stem::imagenet(c_stem, init))
+        } else {
+            (None, Stem::new(cfg.input_channels, c_stem, init))
+        };
         let (mut c_pp, mut c_p, mut c) = (c_stem, c_stem, cfg.init_channels);
         let mut reduction_p = imagenet;
         let mut cells = Vec::with_capacity(cfg.layers);
@@ -131,30 +146,26 @@ impl<B: DropnasBackend> AugmentNetwork<B> {
             if reduction {
                 c *= 2;
             }
-            let cell = AugmentCell::new(&cfg.genotype, c_pp, c_p, c, reduction_p, reduction, device);
+            let cell = AugmentCell::new(&cfg.genotype, c_pp, c_p, c, reduction_p, reduction, init);
             reduction_p = reduction;
             (c_pp, c_p) = (c_p, c * cell.multiplier());
             cells.push(cell);
             if Some(i) == cfg.aux_position() {
                 aux_head = Some(if imagenet {
-                    AuxHead::imagenet(c_p, cfg.n_classes, device)
+                    AuxHead::imagenet(c_p, cfg.n_classes, init)
                 } else {
-                    AuxHead::new(cfg.input_size / 4, c_p, cfg.n_classes, device)
+                    AuxHead::new(cfg.input_size / 4, c_p, cfg.n_classes, init)
                 });
             }
         }
-        let (stem0, stem) = if imagenet {
-            (Some(ImagenetStem::new(cfg.input_channels, c_stem, device)), Stem::imagenet(c_stem, device))
-        } else {
-            (None, Stem::new(cfg.input_channels, c_stem, device))
-        };
         Self {
             stem0,
             stem,
             cells,
             aux_head,
-            linear: LinearConfig::new(c_p, cfg.n_classes).init(device),
+            linear: init.linear(c_p, cfg.n_classes),
             aux_position: cfg.aux_position().unwrap_or(usize::MAX),
+            aux_relu_in_place: init.compat().aux_relu_in_place(),
             final_pool: if imagenet { IMAGENET_FINAL_POOL } else { 0 },
         }
     }
@@ -181,8 +192,11 @@ impl<B: DropnasBackend> AugmentNetwork<B> {
         for (i, cell) in self.cells.iter().enumerate() {
             let next = cell.forward(s0, s1.clone(), drop);
             (s0, s1) = (s1, next);
-            if i == self.aux_position && with_aux {
-                aux = self.aux_head.as_ref().map(|h| h.forward(s1.clone()));
+            if let (true, Some(head)) = (i == self.aux_position && with_aux, &self.aux_head) {
+                if self.aux_relu_in_place {
+                    s1 = relu(s1);
+                }
+                aux = Some(head.forward(s1.clone()));
             }
         }
         let pooled = match self.final_pool {
@@ -190,5 +204,73 @@ impl<B: DropnasBackend> AugmentNetwork<B> {
             k => avg_pool2d(s1, [k, k], [k, k], [0, 0], true, false),
         };
         (self.linear.forward(pooled.flatten::<2>(1, 3)), aux)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compat::TorchCompat;
+    use crate::drop_path::NoDropPath;
+    use crate::genotype::named::named;
+    use crate::testkit::values_by_path;
+    use burn::backend::{Autodiff, Flex};
+    use burn::module::AutodiffModule;
+    use burn::tensor::Distribution;
+
+    type A = Autodiff<Flex>;
+
+    fn bn_weights(net: &AugmentNetwork<Flex>) -> Vec<f32> {
+        let values = values_by_path(net);
+        let mut w: Vec<f32> = values
+            .iter()
+            .filter(|(path, _)| path.contains("bn") && path.ends_with(".weight"))
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+        w.sort_by(f32::total_cmp);
+        w
+    }
+
+    #[test]
+    fn batch_norm_weights_start_uniform_under_1_0_and_at_one_under_modern() {
+        let device = Default::default();
+        let cfg = AugmentNetworkConfig::new(32, 3, 16, 10, 8, true, named("dropnas-cifar10").unwrap());
+        let w = bn_weights(&cfg.init::<Flex>(&mut ParamInit::new(4, TorchCompat::V1_0, &device)));
+        assert!(w.len() > 5000, "{} BatchNorm weights", w.len());
+        assert!(w[0] >= 0.0 && w[w.len() - 1] < 1.0, "range [{}, {}]", w[0], w[w.len() - 1]);
+        let mean = w.iter().map(|&v| v as f64).sum::<f64>() / w.len() as f64;
+        assert!((mean - 0.5).abs() < 0.02, "mean {mean}");
+        // spread over the whole interval: the quartiles of U(0, 1)
+        let q = |p: f64| w[(p * w.len() as f64) as usize] as f64;
+        assert!((q(0.25) - 0.25).abs() < 0.03 && (q(0.75) - 0.75).abs() < 0.03, "{} {}", q(0.25), q(0.75));
+        let w = bn_weights(&cfg.init::<Flex>(&mut ParamInit::new(4, TorchCompat::Modern, &device)));
+        assert!(!w.is_empty() && w.iter().all(|&v| v == 1.0));
+    }
+
+    /// The in-place ReLU of PyTorch 1.0's head changes a network only when the head reads the
+    /// last cell; it never changes the auxiliary output or evaluation.
+    #[test]
+    fn the_in_place_relu_reaches_the_output_only_when_the_head_reads_the_last_cell() {
+        let device = Default::default();
+        let x = Tensor::<A, 4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+        for (layers, differs) in [(3usize, true), (6, false)] {
+            let cfg = AugmentNetworkConfig::new(32, 3, 4, 10, layers, true, named("dropnas-cifar10").unwrap());
+            let [v1_0, modern] = TorchCompat::ALL.map(|compat| {
+                // the same weights under both settings (the seed's draws do not depend on it, except
+                // BatchNorm's: set those to ones)
+                let net = cfg.init::<A>(&mut ParamInit::new(1, TorchCompat::Modern, &device));
+                let net = AugmentNetwork { aux_relu_in_place: compat.aux_relu_in_place(), ..net };
+                let (out, aux) = net.forward(x.clone(), &mut NoDropPath, true);
+                let (eval, _) = net.valid().forward(x.clone().inner(), &mut NoDropPath, false);
+                [out, aux.unwrap()]
+                    .map(|t| t.into_data().to_vec::<f32>().unwrap())
+                    .into_iter()
+                    .chain([eval.into_data().to_vec::<f32>().unwrap()])
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(v1_0[1], modern[1], "{layers} cells: the auxiliary output");
+            assert_eq!(v1_0[2], modern[2], "{layers} cells: evaluation");
+            assert_eq!(v1_0[0] != modern[0], differs, "{layers} cells: the output");
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
+use crate::init::ParamInit;
 use crate::kernels::DropnasBackend;
 use burn::module::Module;
 use burn::tensor::Tensor;
@@ -83,12 +84,12 @@ pub struct ImagenetStem<B: Backend> {
 }
 
 impl<B: DropnasBackend> ImagenetStem<B> {
-    pub fn new(c_in: usize, c: usize, device: &B::Device) -> Self {
+    pub fn new(c_in: usize, c: usize, init: &mut ParamInit<B>) -> Self {
         Self {
-            conv1: ConvSpec::square(c_in, c / 2, 3, 2, 1).init(device),
-            bn1: BatchNorm2d::new(c / 2, true, device),
-            conv2: ConvSpec::square(c / 2, c, 3, 2, 1).init(device),
-            bn2: BatchNorm2d::new(c, true, device),
+            conv1: ConvSpec::square(c_in, c / 2, 3, 2, 1).init(init),
+            bn1: BatchNorm2d::new(c / 2, true, init),
+            conv2: ConvSpec::square(c / 2, c, 3, 2, 1).init(init),
+            bn2: BatchNorm2d::new(c, true, init),
         }
     }
 

@@ -3,9 +3,10 @@
 
 use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
+use crate::init::ParamInit;
 use crate::kernels::DropnasBackend;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
@@ -38,20 +39,24 @@ pub fn check_aux_side(side: usize) -> Result<(), String> {
 
 impl<B: DropnasBackend> AuxHead<B> {
     /// `side`: the feature-map side at the head (8 for CIFAR, 7 for MNIST); at least 6.
-    pub fn new(side: usize, c: usize, n_classes: usize, device: &B::Device) -> Self {
-        Self {
-            conv1: ConvSpec::square(c, 128, 1, 1, 0).init(device),
-            bn1: BatchNorm2d::new(128, true, device),
-            conv2: ConvSpec::square(128, 768, 2, 1, 0).init(device),
-            bn2: Some(BatchNorm2d::new(768, true, device)),
-            linear: LinearConfig::new(768, n_classes).init(device),
-            pool_stride: side - 5,
-        }
+    pub fn new(side: usize, c: usize, n_classes: usize, init: &mut ParamInit<B>) -> Self {
+        Self::build(c, n_classes, side - 5, true, init)
     }
 
     /// DARTS' `AuxiliaryHeadImageNet` on a 7x7 (or 8x8) map: AvgPool(5, stride 2), no second BN.
-    pub fn imagenet(c: usize, n_classes: usize, device: &B::Device) -> Self {
-        Self { bn2: None, pool_stride: 2, ..Self::new(7, c, n_classes, device) }
+    pub fn imagenet(c: usize, n_classes: usize, init: &mut ParamInit<B>) -> Self {
+        Self::build(c, n_classes, 2, false, init)
+    }
+
+    /// The modules in the original's construction order, so that the seeded draws match it
+    /// (the ImageNet head builds no second BN, and so draws none of its U(0, 1) weights).
+    fn build(c: usize, n_classes: usize, pool_stride: usize, with_bn2: bool, init: &mut ParamInit<B>) -> Self {
+        let conv1 = ConvSpec::square(c, 128, 1, 1, 0).init(init);
+        let bn1 = BatchNorm2d::new(128, true, init);
+        let conv2 = ConvSpec::square(128, 768, 2, 1, 0).init(init);
+        let bn2 = with_bn2.then(|| BatchNorm2d::new(768, true, init));
+        let linear = init.linear(768, n_classes);
+        Self { conv1, bn1, conv2, bn2, linear, pool_stride }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {

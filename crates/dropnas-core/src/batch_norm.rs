@@ -7,6 +7,7 @@
 //! Like Burn's, the mode follows the backend: batch statistics (and running-statistics updates)
 //! on an autodiff backend, running statistics on the inner backend (`model.valid()`).
 
+use crate::init::ParamInit;
 use crate::kernels::{DropnasBackend, batch_norm_train};
 use burn::module::{Module, Param, RunningState};
 use burn::tensor::Tensor;
@@ -26,20 +27,19 @@ pub struct BatchNorm2d<B: Backend> {
 }
 
 impl<B: DropnasBackend> BatchNorm2d<B> {
-    pub fn new(channels: usize, affine: bool, device: &B::Device) -> Self {
+    /// PyTorch's initial state: weight per [`ParamInit::bn_weight`] (U(0, 1) under PyTorch 1.0),
+    /// bias 0, running mean 0, running variance 1.
+    pub fn new(channels: usize, affine: bool, init: &mut ParamInit<B>) -> Self {
         let (weight, bias) = if affine {
-            (
-                Some(Param::from_tensor(Tensor::ones([channels], device))),
-                Some(Param::from_tensor(Tensor::zeros([channels], device))),
-            )
+            (Some(init.bn_weight(channels)), Some(Param::from_tensor(init.constant([channels], 0.0))))
         } else {
             (None, None)
         };
         Self {
             weight,
             bias,
-            running_mean: RunningState::new(Tensor::zeros([channels], device)),
-            running_var: RunningState::new(Tensor::ones([channels], device)),
+            running_mean: RunningState::new(init.constant([channels], 0.0)),
+            running_var: RunningState::new(init.constant([channels], 1.0)),
         }
     }
 

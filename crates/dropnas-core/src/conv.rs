@@ -3,8 +3,9 @@
 //! Kept as our own module (instead of `burn::nn::conv::Conv2d`) so that the weight layout and
 //! initialisation are PyTorch's by construction and the forward is one call we can specialise.
 
+use crate::init::ParamInit;
 use crate::kernels::{DepthwiseOptions, DropnasBackend, depthwise_conv2d, pointwise_conv};
-use burn::module::{Initializer, Module, Param};
+use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -51,17 +52,9 @@ impl ConvSpec {
         Self { dilation: [dilation, dilation], groups: c, ..Self::square(c, c, k, stride, padding) }
     }
 
-    pub fn init<B: Backend>(self, device: &B::Device) -> Conv2d<B> {
-        let shape = [self.c_out, self.c_in / self.groups, self.kernel[0], self.kernel[1]];
-        let fan_in = shape[1] * shape[2] * shape[3];
-        let fan_out = self.c_out / self.groups * shape[2] * shape[3];
-        // PyTorch's default: kaiming_uniform(a = sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-        let weight = Initializer::KaimingUniform { gain: 1.0 / 3f64.sqrt(), fan_out_only: false }.init_with(
-            shape,
-            Some(fan_in),
-            Some(fan_out),
-            device,
-        );
+    /// The convolution with PyTorch's initial weight, drawn by `init`.
+    pub fn init<B: Backend>(self, init: &mut ParamInit<B>) -> Conv2d<B> {
+        let weight = init.conv_weight([self.c_out, self.c_in / self.groups, self.kernel[0], self.kernel[1]]);
         Conv2d { weight, stride: self.stride, padding: self.padding, dilation: self.dilation, groups: self.groups }
     }
 }

@@ -358,7 +358,7 @@ mod tests {
              reduce=[('sep_conv_3x3', 0), ('max_pool_3x3', 1), {free}], reduce_concat=[2])"
         );
         let cfg = AugmentNetworkConfig::new(8, 3, 2, 10, 1, false, g.parse().unwrap());
-        let net = cfg.init::<Flex>(&Default::default());
+        let net = cfg.init::<Flex>(&mut crate::ParamInit::new(0, Default::default(), &Default::default()));
         let m = augment_network_cost(&net, [3, 8, 8]).unwrap().network.macs;
         let stem = 6 * 8 * 8 * 3 * 9; // 3x3 conv 3 -> 6 at 8x8
         let preproc = 2 * (4 * 8 * 8 * 6); // two 1x1 convs 6 -> C = 4 (a reduction doubles C)
@@ -374,7 +374,7 @@ mod tests {
         // 5 cells, reductions at 1 and 3: from a 6x6 input the FactorizedReduce of cell 4 (after
         // a reduction cell) would see the 3x3 output of cell 2.
         let cfg = AugmentNetworkConfig::new(32, 3, 4, 10, 5, false, named("darts-v2").unwrap());
-        let net = cfg.init::<Flex>(&Default::default());
+        let net = cfg.init::<Flex>(&mut crate::ParamInit::new(0, Default::default(), &Default::default()));
         assert!(augment_network_cost(&net, [3, 32, 32]).is_ok());
         let e = augment_network_cost(&net, [3, 6, 6]).unwrap_err();
         assert!(e.contains("even side"), "{e}");
@@ -386,7 +386,7 @@ mod tests {
     fn the_supernet_counts_every_op() {
         let space = SearchSpace::named("original").unwrap();
         let cfg = SearchNetworkConfig::new(3, 4, 10, 3, space);
-        let net = cfg.init::<Flex>(&Default::default()).net;
+        let net = cfg.init::<Flex>(&mut crate::ParamInit::new(0, Default::default(), &Default::default())).net;
         let full = search_network_cost(&net, [3, 16, 16]).unwrap().macs;
         let half = search_network_cost(&net, [3, 8, 8]).unwrap().macs;
         // Convolutions scale with the area (the classifier does not).

@@ -1,5 +1,6 @@
 //! The mixed op of a search-cell edge: a weighted sum of the kept candidate ops.
 
+use crate::init::ParamInit;
 use crate::kernels::{DropnasBackend, scale};
 use crate::ops::Op;
 use crate::search_space::SearchSpace;
@@ -15,8 +16,8 @@ pub struct MixedOp<B: Backend> {
 }
 
 impl<B: DropnasBackend> MixedOp<B> {
-    pub fn new(space: &SearchSpace, c: usize, stride: usize, device: &B::Device) -> Self {
-        Self { ops: space.ops.iter().map(|&k| Op::new(k, c, stride, false, device)).collect() }
+    pub fn new(space: &SearchSpace, c: usize, stride: usize, init: &mut ParamInit<B>) -> Self {
+        Self { ops: space.ops.iter().map(|&k| Op::new(k, c, stride, false, init)).collect() }
     }
 
     /// `sum over kept k of weights[k] * op_k(x)`; `weights` is this edge's row `[n_ops]`.

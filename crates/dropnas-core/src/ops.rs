@@ -4,6 +4,7 @@
 
 use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
+use crate::init::ParamInit;
 use crate::kernels::{DepthwiseOptions, DropnasBackend, PoolKind, pool3x3, relu_dw_pw, relu_pointwise};
 use crate::search_space::OpKind;
 use burn::module::Module;
@@ -19,8 +20,8 @@ pub struct StdConv<B: Backend> {
 }
 
 impl<B: DropnasBackend> StdConv<B> {
-    pub fn new(c_in: usize, c_out: usize, affine: bool, device: &B::Device) -> Self {
-        Self { conv: ConvSpec::square(c_in, c_out, 1, 1, 0).init(device), bn: BatchNorm2d::new(c_out, affine, device) }
+    pub fn new(c_in: usize, c_out: usize, affine: bool, init: &mut ParamInit<B>) -> Self {
+        Self { conv: ConvSpec::square(c_in, c_out, 1, 1, 0).init(init), bn: BatchNorm2d::new(c_out, affine, init) }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -37,11 +38,11 @@ pub struct FactorizedReduce<B: Backend> {
 }
 
 impl<B: DropnasBackend> FactorizedReduce<B> {
-    pub fn new(c_in: usize, c_out: usize, affine: bool, device: &B::Device) -> Self {
+    pub fn new(c_in: usize, c_out: usize, affine: bool, init: &mut ParamInit<B>) -> Self {
         Self {
-            conv1: ConvSpec::square(c_in, c_out / 2, 1, 2, 0).init(device),
-            conv2: ConvSpec::square(c_in, c_out / 2, 1, 2, 0).init(device),
-            bn: BatchNorm2d::new(c_out, affine, device),
+            conv1: ConvSpec::square(c_in, c_out / 2, 1, 2, 0).init(init),
+            conv2: ConvSpec::square(c_in, c_out / 2, 1, 2, 0).init(init),
+            bn: BatchNorm2d::new(c_out, affine, init),
         }
     }
 
@@ -76,12 +77,12 @@ impl<B: DropnasBackend> DilConv<B> {
         padding: usize,
         dilation: usize,
         affine: bool,
-        device: &B::Device,
+        init: &mut ParamInit<B>,
     ) -> Self {
         Self {
-            depthwise: ConvSpec::depthwise(c_in, kernel, stride, padding, dilation).init(device),
-            pointwise: ConvSpec::square(c_in, c_out, 1, 1, 0).init(device),
-            bn: BatchNorm2d::new(c_out, affine, device),
+            depthwise: ConvSpec::depthwise(c_in, kernel, stride, padding, dilation).init(init),
+            pointwise: ConvSpec::square(c_in, c_out, 1, 1, 0).init(init),
+            bn: BatchNorm2d::new(c_out, affine, init),
         }
     }
 
@@ -111,11 +112,11 @@ pub struct SepConv<B: Backend> {
 }
 
 impl<B: DropnasBackend> SepConv<B> {
-    pub fn new(c: usize, kernel: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
+    pub fn new(c: usize, kernel: usize, stride: usize, affine: bool, init: &mut ParamInit<B>) -> Self {
         let padding = kernel / 2;
         Self {
-            first: DilConv::new(c, c, kernel, stride, padding, 1, affine, device),
-            second: DilConv::new(c, c, kernel, 1, padding, 1, affine, device),
+            first: DilConv::new(c, c, kernel, stride, padding, 1, affine, init),
+            second: DilConv::new(c, c, kernel, 1, padding, 1, affine, init),
         }
     }
 
@@ -141,16 +142,12 @@ pub struct FacConv<B: Backend> {
 }
 
 impl<B: DropnasBackend> FacConv<B> {
-    pub fn new(c: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
+    pub fn new(c: usize, stride: usize, affine: bool, init: &mut ParamInit<B>) -> Self {
         let conv_1x7 =
             ConvSpec { kernel: [1, 7], stride: [1, stride], padding: [0, 3], ..ConvSpec::square(c, c, 1, 1, 0) };
         let conv_7x1 =
             ConvSpec { kernel: [7, 1], stride: [stride, 1], padding: [3, 0], ..ConvSpec::square(c, c, 1, 1, 0) };
-        Self {
-            conv_1x7: conv_1x7.init(device),
-            conv_7x1: conv_7x1.init(device),
-            bn: BatchNorm2d::new(c, affine, device),
-        }
+        Self { conv_1x7: conv_1x7.init(init), conv_7x1: conv_7x1.init(init), bn: BatchNorm2d::new(c, affine, init) }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -171,8 +168,8 @@ pub struct PoolBn<B: Backend> {
 }
 
 impl<B: DropnasBackend> PoolBn<B> {
-    pub fn new(c: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
-        Self { bn: BatchNorm2d::new(c, affine, device), stride }
+    pub fn new(c: usize, stride: usize, affine: bool, init: &mut ParamInit<B>) -> Self {
+        Self { bn: BatchNorm2d::new(c, affine, init), stride }
     }
 
     pub fn forward_avg(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -208,19 +205,19 @@ pub enum Op<B: Backend> {
 
 impl<B: DropnasBackend> Op<B> {
     /// Builds `kind` on `c` channels. `affine` is false in search cells, true in augment cells.
-    pub fn new(kind: OpKind, c: usize, stride: usize, affine: bool, device: &B::Device) -> Self {
+    pub fn new(kind: OpKind, c: usize, stride: usize, affine: bool, init: &mut ParamInit<B>) -> Self {
         match kind {
             OpKind::None => Op::Zero(Zero { stride }),
-            OpKind::AvgPool3x3 => Op::AvgPool(PoolBn::new(c, stride, affine, device)),
-            OpKind::MaxPool3x3 => Op::MaxPool(PoolBn::new(c, stride, affine, device)),
+            OpKind::AvgPool3x3 => Op::AvgPool(PoolBn::new(c, stride, affine, init)),
+            OpKind::MaxPool3x3 => Op::MaxPool(PoolBn::new(c, stride, affine, init)),
             OpKind::SkipConnect if stride == 1 => Op::Identity(Zero { stride: 1 }),
-            OpKind::SkipConnect => Op::FactorizedReduce(FactorizedReduce::new(c, c, affine, device)),
-            OpKind::SepConv3x3 => Op::SepConv(SepConv::new(c, 3, stride, affine, device)),
-            OpKind::SepConv5x5 => Op::SepConv(SepConv::new(c, 5, stride, affine, device)),
-            OpKind::SepConv7x7 => Op::SepConv(SepConv::new(c, 7, stride, affine, device)),
-            OpKind::DilConv3x3 => Op::DilConv(DilConv::new(c, c, 3, stride, 2, 2, affine, device)),
-            OpKind::DilConv5x5 => Op::DilConv(DilConv::new(c, c, 5, stride, 4, 2, affine, device)),
-            OpKind::Conv7x1_1x7 => Op::FacConv(FacConv::new(c, stride, affine, device)),
+            OpKind::SkipConnect => Op::FactorizedReduce(FactorizedReduce::new(c, c, affine, init)),
+            OpKind::SepConv3x3 => Op::SepConv(SepConv::new(c, 3, stride, affine, init)),
+            OpKind::SepConv5x5 => Op::SepConv(SepConv::new(c, 5, stride, affine, init)),
+            OpKind::SepConv7x7 => Op::SepConv(SepConv::new(c, 7, stride, affine, init)),
+            OpKind::DilConv3x3 => Op::DilConv(DilConv::new(c, c, 3, stride, 2, 2, affine, init)),
+            OpKind::DilConv5x5 => Op::DilConv(DilConv::new(c, c, 5, stride, 4, 2, affine, init)),
+            OpKind::Conv7x1_1x7 => Op::FacConv(FacConv::new(c, stride, affine, init)),
         }
     }
 
@@ -277,9 +274,10 @@ mod tests {
     #[test]
     fn every_op_keeps_shape_at_stride_1_and_halves_it_at_stride_2() {
         let device = Default::default();
+        let mut init = ParamInit::<Flex>::new(0, Default::default(), &device);
         for (kind, name, _) in OpKind::ALL {
             for (stride, side) in [(1usize, 8usize), (2, 8), (2, 7)] {
-                let op = Op::<Flex>::new(kind, 6, stride, false, &device);
+                let op = Op::new(kind, 6, stride, false, &mut init);
                 let x = Tensor::<Flex, 4>::random([2, 6, side, side], Distribution::Default, &device);
                 let out = side.div_ceil(stride);
                 // FactorizedReduce (skip_connect at stride 2) needs an even side, as in DARTS.
@@ -294,8 +292,9 @@ mod tests {
     #[test]
     fn preprocessing_ops_map_channels() {
         let device = Default::default();
+        let mut init = ParamInit::<Flex>::new(0, Default::default(), &device);
         let x = Tensor::<Flex, 4>::random([2, 5, 8, 8], Distribution::Default, &device);
-        assert_eq!(StdConv::<Flex>::new(5, 7, false, &device).forward(x.clone()).dims(), [2, 7, 8, 8]);
-        assert_eq!(FactorizedReduce::<Flex>::new(5, 6, true, &device).forward(x).dims(), [2, 6, 4, 4]);
+        assert_eq!(StdConv::new(5, 7, false, &mut init).forward(x.clone()).dims(), [2, 7, 8, 8]);
+        assert_eq!(FactorizedReduce::new(5, 6, true, &mut init).forward(x).dims(), [2, 6, 4, 4]);
     }
 }

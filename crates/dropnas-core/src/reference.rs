@@ -6,19 +6,23 @@
 //!
 //! The checks are generic over the backend: the tests run them on the CPU, on the GPU backends
 //! compiled in, and `dropnas selftest` runs them on any device. They panic on a mismatch.
+//! Where the PyTorch version matters (the augment network's in-place ReLU), they take the
+//! setting and compare with that setting's fixture.
 
 use crate::alphas::CellType;
 use crate::augment_network::AugmentNetworkConfig;
+use crate::compat::TorchCompat;
 use crate::drop_path::{FixedDropPath, NoDropPath};
 use crate::dropout::{CellMask, StepMasks};
 use crate::genotype::named::named;
+use crate::init::ParamInit;
 use crate::kernels::DropnasAutodiffBackend;
 use crate::ops::{FactorizedReduce, Op, StdConv};
 #[cfg(test)]
 use crate::params::count_params;
 use crate::search_network::SearchNetworkConfig;
 use crate::search_space::{OpKind, SearchSpace};
-use crate::testkit::{Fixture, assert_close, grads_by_path, values_by_path};
+use crate::testkit::{Fixture, assert_close, for_compat, grads_by_path, values_by_path};
 #[cfg(test)]
 use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module};
@@ -80,19 +84,21 @@ fn every_op_matches_pytorch_forward_and_backward() {
 
 pub fn every_op<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
     let fx = Fixture::load("ops");
+    // every parameter and buffer comes from the fixture: the initial draws do not matter
+    let mut init = ParamInit::<B>::new(0, TorchCompat::default(), device);
     let mut cases = 0;
     for (kind, name, _) in OpKind::ALL {
         for stride in [1, 2] {
             let case = format!("{name}.s{stride}");
             assert!(fx.has(&format!("{case}.output")), "fixture lacks {case}");
-            let op = Op::<B>::new(kind, 4, stride, true, device);
+            let op = Op::<B>::new(kind, 4, stride, true, &mut init);
             check_op_case(&fx, &case, op, |m, x| m.forward(x), device, rtol);
             cases += 1;
         }
     }
-    let std_conv = StdConv::<B>::new(4, 6, true, device);
+    let std_conv = StdConv::<B>::new(4, 6, true, &mut init);
     check_op_case(&fx, "std_conv_4_6.s1", std_conv, |m, x| m.forward(x), device, rtol);
-    let reduce = FactorizedReduce::<B>::new(4, 6, true, device);
+    let reduce = FactorizedReduce::<B>::new(4, 6, true, &mut init);
     check_op_case(&fx, "factorized_reduce_4_6.s2", reduce, |m, x| m.forward(x), device, rtol);
     assert_eq!(cases, 20);
 }
@@ -119,7 +125,7 @@ pub fn search_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) 
     let mut fx = Fixture::load("search_network");
     fx.add_file("search_network.grad.safetensors");
     let cfg = SearchNetworkConfig::new(3, 2, 10, 3, SearchSpace::named("original").unwrap());
-    let model = cfg.init::<B>(&device);
+    let model = cfg.init::<B>(&mut ParamInit::new(0, TorchCompat::default(), &device));
     let (net, missing) = fx.load_into(model.net, "param.");
     // search-cell BN running stats are not stored (PyTorch's defaults, as ours)
     assert!(missing.iter().all(|m| m.contains("running_")), "missing: {missing:?}");
@@ -168,14 +174,19 @@ pub fn search_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) 
 
 #[test]
 fn augment_network_matches_pytorch_train_and_eval() {
-    augment_network::<Cpu>(&Default::default(), CPU_RTOL);
+    for compat in TorchCompat::ALL {
+        augment_network::<Cpu>(&Default::default(), CPU_RTOL, compat);
+    }
 }
 
-pub fn augment_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
+/// The 3-cell augment network, whose auxiliary head reads the last cell: under PyTorch 1.0 the
+/// head's in-place ReLU reaches the final pooling (`output`), under `modern` not
+/// (`output.modern`).
+pub fn augment_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64, compat: TorchCompat) {
     let (device, atol) = (device.clone(), rtol / 10.0);
     let fx = Fixture::load("augment_network");
     let cfg = AugmentNetworkConfig::new(32, 3, 4, 10, 3, true, named("dropnas-cifar10").unwrap());
-    let net = cfg.init::<B>(&device);
+    let net = cfg.init::<B>(&mut ParamInit::new(0, compat, &device));
     let (net, missing) = fx.load_into(net, "param.");
     assert_eq!(missing, vec!["param.aux_head.conv2.weight".to_string()]);
     let net = with_generated_aux_weight(net);
@@ -191,7 +202,8 @@ pub fn augment_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64)
     let mut drop = FixedDropPath(masks);
     let (out, aux) = net.forward(x, &mut drop, true);
     assert!(drop.0.is_empty(), "every drop-path mask was used, in order");
-    assert_close("output", &vec_of(out), fx.data("output"), rtol, atol);
+    let key = for_compat("output", compat);
+    assert_close(&format!("{compat}: {key}"), &vec_of(out), fx.data(&key), rtol, atol);
     assert_close("aux_output", &vec_of(aux.expect("aux logits")), fx.data("aux_output"), rtol, atol);
     let values = values_by_path(&net);
     for key in fx.tensors.keys().filter(|k| k.starts_with("after.")) {
@@ -201,7 +213,9 @@ pub fn augment_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64)
 
 #[test]
 fn imagenet_network_matches_pytorch_train_and_eval() {
-    augment_network_imagenet::<Cpu>(&Default::default(), CPU_RTOL);
+    for compat in TorchCompat::ALL {
+        augment_network_imagenet::<Cpu>(&Default::default(), CPU_RTOL, compat);
+    }
 }
 
 /// The generated tensors of the ImageNet fixture: `f32((f64((i*7919 + 13) % 2003) - 1001) / 1001 *
@@ -211,30 +225,33 @@ pub fn generated_pattern(n: usize, scale: f64) -> Vec<f32> {
 }
 
 /// The ImageNet fixture's network (C = 4, 3 cells, auxiliary head, DARTS V2) with its initial
-/// state, and its generated 224x224 input.
+/// state, and its generated 224x224 input; its forward follows PyTorch `compat`.
 pub fn imagenet_fixture_network<B: DropnasAutodiffBackend>(
     fx: &Fixture,
     device: &B::Device,
+    compat: TorchCompat,
 ) -> (crate::AugmentNetwork<B>, Tensor<B, 4>) {
     let cfg = AugmentNetworkConfig::new(224, 3, 4, 10, 3, true, named("darts-v2").unwrap())
         .with_network(crate::NetworkKind::Imagenet);
     cfg.validate().expect("the fixture's shape is valid");
-    let (net, missing) = fx.load_into(cfg.init::<B>(device), "param.");
+    let (net, missing) = fx.load_into(cfg.init::<B>(&mut ParamInit::new(0, compat, device)), "param.");
     assert_eq!(missing, vec!["param.aux_head.conv2.weight".to_string()]);
     let shape = [2, 3, 224, 224];
     let x = Tensor::from_data(TensorData::new(generated_pattern(shape.iter().product(), 1.0), shape), device);
     (with_generated_aux_weight(net), x)
 }
 
-pub fn augment_network_imagenet<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
+pub fn augment_network_imagenet<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64, compat: TorchCompat) {
     let atol = rtol / 10.0;
     let fx = Fixture::load("augment_network_imagenet");
-    let (net, x) = imagenet_fixture_network::<B>(&fx, device);
+    let (net, x) = imagenet_fixture_network::<B>(&fx, device, compat);
     let (eval, aux) = net.valid().forward(x.clone().inner(), &mut NoDropPath, false);
     assert!(aux.is_none());
     assert_close("eval_output", &vec_of(eval), fx.data("eval_output"), rtol, atol);
     let (out, aux) = net.forward(x, &mut NoDropPath, true);
-    assert_close("output", &vec_of(out), fx.data("output"), rtol, atol);
+    // the head reads the last of the 3 cells: PyTorch 1.0's in-place ReLU reaches the output
+    let key = for_compat("output", compat);
+    assert_close(&format!("{compat}: {key}"), &vec_of(out), fx.data(&key), rtol, atol);
     assert_close("aux_output", &vec_of(aux.expect("aux logits")), fx.data("aux_output"), rtol, atol);
     let values = values_by_path(&net);
     let mut checked = 0;
@@ -278,7 +295,7 @@ fn parameter_counts_equal_pytorch() {
             num(e, "layers"),
             space,
         );
-        let model = cfg.init::<Flex>(&device);
+        let model = cfg.init::<Flex>(&mut ParamInit::new(0, TorchCompat::default(), &device));
         assert_eq!(count_params(&model.net), num(e, "weights"), "{e}");
         assert_eq!(count_params(&model.alphas), num(e, "alphas"), "{e}");
         let side = num(e, "input_size");
@@ -305,7 +322,7 @@ fn parameter_counts_equal_pytorch() {
         )
         .with_network(network);
         cfg.validate().unwrap();
-        let net = cfg.init::<Flex>(&device);
+        let net = cfg.init::<Flex>(&mut ParamInit::new(0, TorchCompat::default(), &device));
         let infos = crate::params::param_infos::<Flex, _>(&net);
         let with: usize = infos.iter().filter(|p| !p.is_running_stat).map(|p| p.numel()).sum();
         let without: usize =
@@ -345,8 +362,10 @@ mod gpu {
         let device = burn::backend::wgpu::WgpuDevice::default();
         every_op::<Wgpu>(&device, GPU_RTOL);
         search_network::<Wgpu>(&device, GPU_RTOL);
-        augment_network::<Wgpu>(&device, GPU_RTOL);
-        augment_network_imagenet::<Wgpu>(&device, GPU_RTOL);
+        for compat in TorchCompat::ALL {
+            augment_network::<Wgpu>(&device, GPU_RTOL, compat);
+            augment_network_imagenet::<Wgpu>(&device, GPU_RTOL, compat);
+        }
     }
 
     #[cfg(feature = "cuda")]
@@ -356,7 +375,9 @@ mod gpu {
         let device = burn::backend::cuda::CudaDevice::new(0);
         every_op::<Cuda>(&device, GPU_RTOL);
         search_network::<Cuda>(&device, GPU_RTOL);
-        augment_network::<Cuda>(&device, GPU_RTOL);
-        augment_network_imagenet::<Cuda>(&device, GPU_RTOL);
+        for compat in TorchCompat::ALL {
+            augment_network::<Cuda>(&device, GPU_RTOL, compat);
+            augment_network_imagenet::<Cuda>(&device, GPU_RTOL, compat);
+        }
     }
 }

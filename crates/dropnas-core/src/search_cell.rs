@@ -1,6 +1,7 @@
 //! A search cell: two preprocessed inputs, `n_nodes` intermediate nodes, every edge a mixed op.
 
 use crate::dropout::CellMask;
+use crate::init::ParamInit;
 use crate::kernels::{DropnasBackend, dense_grad};
 use crate::mixed_op::MixedOp;
 use crate::ops::{FactorizedReduce, StdConv};
@@ -18,11 +19,11 @@ pub enum Preproc<B: Backend> {
 }
 
 impl<B: DropnasBackend> Preproc<B> {
-    pub fn new(c_in: usize, c_out: usize, reduction_p: bool, affine: bool, device: &B::Device) -> Self {
+    pub fn new(c_in: usize, c_out: usize, reduction_p: bool, affine: bool, init: &mut ParamInit<B>) -> Self {
         if reduction_p {
-            Preproc::Reduce(FactorizedReduce::new(c_in, c_out, affine, device))
+            Preproc::Reduce(FactorizedReduce::new(c_in, c_out, affine, init))
         } else {
-            Preproc::Std(StdConv::new(c_in, c_out, affine, device))
+            Preproc::Std(StdConv::new(c_in, c_out, affine, init))
         }
     }
 
@@ -53,25 +54,23 @@ impl<B: DropnasBackend> SearchCell<B> {
         c: usize,
         reduction_p: bool,
         reduction: bool,
-        device: &B::Device,
+        init: &mut ParamInit<B>,
     ) -> Self {
+        // built in PyTorch's order: the preprocessing, then the edges
+        let preproc0 = Preproc::new(c_pp, c, reduction_p, false, init);
+        let preproc1 = StdConv::new(c_p, c, false, init);
         let dag = (0..n_nodes)
             .map(|i| {
                 (0..i + 2)
                     .map(|j| {
                         // only the edges leaving the two cell inputs stride in a reduction cell
                         let stride = if reduction && j < 2 { 2 } else { 1 };
-                        MixedOp::new(space, c, stride, device)
+                        MixedOp::new(space, c, stride, init)
                     })
                     .collect()
             })
             .collect();
-        Self {
-            preproc0: Preproc::new(c_pp, c, reduction_p, false, device),
-            preproc1: StdConv::new(c_p, c, false, device),
-            dag,
-            reduction,
-        }
+        Self { preproc0, preproc1, dag, reduction }
     }
 
     /// `weights[i]`: node `i`'s mixing weights `[i + 2, n_ops]`.
@@ -114,19 +113,20 @@ mod tests {
     #[test]
     fn every_cell_type_has_the_right_output_shape() {
         let device = Default::default();
+        let mut init = ParamInit::<Flex>::new(0, Default::default(), &device);
         let space = SearchSpace::named("original").unwrap();
-        let alphas = Alphas::<Flex>::new(4, 8, &device);
+        let alphas = Alphas::new(4, 8, &mut init);
         let w = weights(&alphas);
         let mask = CellMask::keep_all(4, 8);
         let s = |c, side| Tensor::<Flex, 4>::random([2, c, side, side], Distribution::Default, &device);
         // normal after normal: inputs C_pp = 12, C_p = 16 at 8x8; output 4 * C
-        let cell = SearchCell::<Flex>::new(&space, 4, 12, 16, 4, false, false, &device);
+        let cell = SearchCell::new(&space, 4, 12, 16, 4, false, false, &mut init);
         assert_eq!(cell.forward(s(12, 8), s(16, 8), &w, &mask).dims(), [2, 16, 8, 8]);
         // reduction: halves the size, doubled width C = 8
-        let cell = SearchCell::<Flex>::new(&space, 4, 16, 16, 8, false, true, &device);
+        let cell = SearchCell::new(&space, 4, 16, 16, 8, false, true, &mut init);
         assert_eq!(cell.forward(s(16, 8), s(16, 8), &w, &mask).dims(), [2, 32, 4, 4]);
         // normal after reduction: s0 is twice as large and gets a FactorizedReduce
-        let cell = SearchCell::<Flex>::new(&space, 4, 16, 32, 8, true, false, &device);
+        let cell = SearchCell::new(&space, 4, 16, 32, 8, true, false, &mut init);
         assert_eq!(cell.forward(s(16, 8), s(32, 4), &w, &mask).dims(), [2, 32, 4, 4]);
     }
 }

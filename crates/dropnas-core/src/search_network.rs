@@ -5,11 +5,12 @@ use crate::alphas::{Alphas, CellType, masked_softmax};
 use crate::batch_norm::BatchNorm2d;
 use crate::conv::{Conv2d, ConvSpec};
 use crate::dropout::{CellMask, StepMasks};
+use crate::init::ParamInit;
 use crate::kernels::DropnasBackend;
 use crate::search_cell::SearchCell;
 use crate::search_space::SearchSpace;
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Tensor, TensorData};
@@ -26,17 +27,17 @@ pub struct Stem<B: Backend> {
 }
 
 impl<B: DropnasBackend> Stem<B> {
-    pub fn new(c_in: usize, c_out: usize, device: &B::Device) -> Self {
+    pub fn new(c_in: usize, c_out: usize, init: &mut ParamInit<B>) -> Self {
         Self {
-            conv: ConvSpec::square(c_in, c_out, 3, 1, 1).init(device),
-            bn: BatchNorm2d::new(c_out, true, device),
+            conv: ConvSpec::square(c_in, c_out, 3, 1, 1).init(init),
+            bn: BatchNorm2d::new(c_out, true, init),
             relu: false,
         }
     }
 
     /// DARTS' ImageNet `stem1`: ReLU, 3x3 conv `c -> c` with stride 2, BN.
-    pub fn imagenet(c: usize, device: &B::Device) -> Self {
-        Self { conv: ConvSpec::square(c, c, 3, 2, 1).init(device), bn: BatchNorm2d::new(c, true, device), relu: true }
+    pub fn imagenet(c: usize, init: &mut ParamInit<B>) -> Self {
+        Self { conv: ConvSpec::square(c, c, 3, 2, 1).init(init), bn: BatchNorm2d::new(c, true, init), relu: true }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -90,11 +91,11 @@ impl SearchNetworkConfig {
         Self { input_channels, init_channels, n_classes, layers, n_nodes: 4, stem_multiplier: 3, space }
     }
 
-    pub fn init<B: DropnasBackend>(&self, device: &B::Device) -> Supernet<B> {
-        Supernet {
-            net: SearchNetwork::new(self, device),
-            alphas: Alphas::new(self.n_nodes, self.space.n_ops(), device),
-        }
+    /// The network and its alphas, with PyTorch's initial values drawn by `init` (the run's
+    /// seeded generator: the same network for a seed on every backend).
+    pub fn init<B: DropnasBackend>(&self, init: &mut ParamInit<B>) -> Supernet<B> {
+        let net = SearchNetwork::new(self, init);
+        Supernet { net, alphas: Alphas::new(self.n_nodes, self.space.n_ops(), init) }
     }
 }
 
@@ -106,8 +107,9 @@ pub struct SearchNetwork<B: Backend> {
 }
 
 impl<B: DropnasBackend> SearchNetwork<B> {
-    pub fn new(cfg: &SearchNetworkConfig, device: &B::Device) -> Self {
+    pub fn new(cfg: &SearchNetworkConfig, init: &mut ParamInit<B>) -> Self {
         let c_stem = cfg.stem_multiplier * cfg.init_channels;
+        let stem = Stem::new(cfg.input_channels, c_stem, init);
         let (mut c_pp, mut c_p, mut c) = (c_stem, c_stem, cfg.init_channels);
         let mut reduction_p = false;
         let mut cells = Vec::with_capacity(cfg.layers);
@@ -116,15 +118,11 @@ impl<B: DropnasBackend> SearchNetwork<B> {
             if reduction {
                 c *= 2;
             }
-            cells.push(SearchCell::new(&cfg.space, cfg.n_nodes, c_pp, c_p, c, reduction_p, reduction, device));
+            cells.push(SearchCell::new(&cfg.space, cfg.n_nodes, c_pp, c_p, c, reduction_p, reduction, init));
             reduction_p = reduction;
             (c_pp, c_p) = (c_p, c * cfg.n_nodes);
         }
-        Self {
-            stem: Stem::new(cfg.input_channels, c_stem, device),
-            cells,
-            linear: LinearConfig::new(c_p, cfg.n_classes).init(device),
-        }
+        Self { stem, cells, linear: init.linear(c_p, cfg.n_classes) }
     }
 
     /// `weights_*[i]`: node `i`'s mixing weights for the normal and the reduction cells.

@@ -32,6 +32,30 @@ pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/fixtures")
 }
 
+/// Whether this is a CI run: `CI` set to anything but empty, `false` or `0`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "false" | "0"))
+}
+
+/// For a test that needs a CPU feature: `true` when `present`; otherwise prints `SKIPPED` with
+/// the reason and returns `false`, or fails under CI (a CI machine must run every kernel test).
+pub fn cpu_feature_or_skip(test: &str, feature: &str, present: bool) -> bool {
+    if !present {
+        assert!(!in_ci(), "{test}: this CPU lacks {feature}, and CI must run this test");
+        eprintln!("SKIPPED {test}: this CPU lacks {feature}");
+    }
+    present
+}
+
+/// A fixture's name (or a key) under PyTorch setting `compat`: the default setting's (1.0) is
+/// `base` itself, the other's `base.modern` (`tools/reference/make_fixtures.py` writes both).
+pub fn for_compat(base: &str, compat: crate::TorchCompat) -> String {
+    match compat {
+        crate::TorchCompat::V1_0 => base.to_string(),
+        crate::TorchCompat::Modern => format!("{base}.modern"),
+    }
+}
+
 /// The tensors of one or more fixture files (continuation files merged), and the `config`
 /// metadata of the first.
 pub struct Fixture {

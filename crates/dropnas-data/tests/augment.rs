@@ -236,3 +236,84 @@ fn cifar_training_pipeline_is_a_padded_crop_of_the_normalised_image() {
     }
     assert!(saw_flip);
 }
+
+/// The retraining pipeline cuts out after normalisation (the square holds exact zeros, not the
+/// normalised value of a black pixel), at a centre drawn over the whole image after the crop's
+/// draws (so the crop is the one of the pipeline without cutout), clipped at the borders.
+#[test]
+fn cutout_follows_normalisation_at_a_uniform_centre() {
+    let kind = DatasetKind::Cifar10;
+    let (h, w, len) = (32usize, 32usize, 16usize);
+    let image = common::bytes(3 * h * w, 21);
+    let (mut clipped, mut whole) = (0, 0);
+    // per axis (rows, columns): the smallest and largest centre of a full side
+    let mut centres = [(usize::MAX, 0usize); 2];
+    for seed in 0..300 {
+        let mut plain = vec![0f32; 3 * h * w];
+        let mut cut = vec![0f32; 3 * h * w];
+        Augment::train(kind, 0).apply(&image, &mut ChaCha8Rng::seed_from_u64(seed), &mut plain);
+        Augment::train(kind, len).apply(&image, &mut ChaCha8Rng::seed_from_u64(seed), &mut cut);
+        // the pixels that differ form one rectangle, the same in every channel, holding 0.0
+        let differs = |c: usize, y: usize, x: usize| plain[(c * h + y) * w + x] != cut[(c * h + y) * w + x];
+        let rows: Vec<usize> = (0..h).filter(|&y| (0..w).any(|x| differs(0, y, x))).collect();
+        let cols: Vec<usize> = (0..w).filter(|&x| (0..h).any(|y| differs(0, y, x))).collect();
+        assert!(!rows.is_empty(), "seed {seed}: no cutout");
+        for c in 0..3 {
+            for y in 0..h {
+                for x in 0..w {
+                    let inside = rows.contains(&y) && cols.contains(&x);
+                    let v = cut[(c * h + y) * w + x];
+                    if inside {
+                        // a value equal to the plain one is a pixel that was 0.0 already
+                        assert!(v == 0.0, "seed {seed}: c{c} y{y} x{x} holds {v}, not 0 (cut before normalising?)");
+                    } else {
+                        assert_eq!(v, plain[(c * h + y) * w + x], "seed {seed}: c{c} y{y} x{x} outside the square");
+                    }
+                }
+            }
+        }
+        let span = |v: &[usize]| (v[0], v[v.len() - 1] + 1);
+        for (axis, (lo, hi)) in [span(&rows), span(&cols)].into_iter().enumerate() {
+            assert!(hi - lo <= len && hi - lo >= len / 2, "seed {seed}: side {lo}..{hi}");
+            // a full side is centred at lo + L/2; a clipped one touches a border
+            assert!(hi - lo == len || lo == 0 || hi == h, "seed {seed}: a short side {lo}..{hi} inside the image");
+            if hi - lo == len {
+                whole += 1;
+                centres[axis] = (centres[axis].0.min(lo + len / 2), centres[axis].1.max(lo + len / 2));
+            } else {
+                clipped += 1;
+            }
+        }
+    }
+    // centres are uniform over 0..32: about half the sides are clipped (centre within 8 of a border)
+    assert!(clipped > 200 && whole > 200, "clipped {clipped}, whole {whole} of 600 sides");
+    assert_eq!(centres, [(8, 24); 2], "full squares' centres span 8..=24 on both axes");
+}
+
+/// Fashion-MNIST's training pipeline is MNIST's affine followed by a vertical flip drawn with
+/// probability 0.5 after the affine's parameters; MNIST's never flips.
+#[test]
+fn fashion_mnist_flips_upside_down_half_the_time_after_the_affine() {
+    use dropnas_data::Geometry;
+    let image = common::bytes(28 * 28, 5);
+    let unflipped = |kind: DatasetKind, seed: u64| {
+        let geometry = Geometry::Affine { ranges: RandomAffine::DROPNAS_MNIST, vertical_flip: false };
+        let a = Augment::custom([1, 28, 28], kind.mean(), kind.std(), geometry, 0).unwrap();
+        let mut out = vec![0f32; 28 * 28];
+        a.apply(&image, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+        out
+    };
+    let mirrored = |v: &[f32]| v.chunks_exact(28).rev().flatten().copied().collect::<Vec<f32>>();
+    let mut flips = 0;
+    for seed in 0..200 {
+        let mut out = vec![0f32; 28 * 28];
+        Augment::train(DatasetKind::FashionMnist, 0).apply(&image, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+        let plain = unflipped(DatasetKind::FashionMnist, seed);
+        assert!(out == plain || out == mirrored(&plain), "seed {seed}: neither the affine image nor its flip");
+        flips += usize::from(out != plain);
+        Augment::train(DatasetKind::Mnist, 0).apply(&image, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+        assert_eq!(out, unflipped(DatasetKind::Mnist, seed), "seed {seed}: MNIST flipped");
+    }
+    // binomial(200, 0.5): 100 ± 5 standard deviations (35)
+    assert!((65..=135).contains(&flips), "{flips} flips in 200 draws");
+}

@@ -13,11 +13,13 @@ pub mod cell;
 pub mod plots;
 pub mod report;
 pub mod run;
+pub mod stats;
 pub mod tb;
 
 pub use cell::CellDiagram;
 pub use report::{CompareTable, RunSummary, compare};
 pub use run::{RunData, RunKind};
+pub use stats::MeanStd;
 
 use std::path::{Path, PathBuf};
 

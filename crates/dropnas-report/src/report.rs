@@ -3,6 +3,7 @@
 
 use crate::ReportError;
 use crate::run::{RunData, RunKind};
+use crate::stats::MeanStd;
 use dropnas_core::genotype::Genotype;
 use dropnas_core::params::model_size;
 use serde_json::{Value, json};
@@ -301,10 +302,7 @@ impl CompareTable {
     pub fn to_markdown(&self) -> String {
         let mut s = String::from("| Run group | Runs | Avg Acc (%) | Best Acc (%) |\n|---|---|---|---|\n");
         for g in &self.groups {
-            let avg = match g.std {
-                Some(sd) => format!("{:.2}±{:.2}", g.mean, sd),
-                None => format!("{:.2}", g.mean),
-            };
+            let avg = MeanStd::short_of(g.mean, g.std);
             s.push_str(&format!("| {} | {} | {avg} | {:.2} |\n", g.group, g.runs.len(), g.best));
         }
         s
@@ -445,17 +443,14 @@ pub fn compare(dirs: &[PathBuf]) -> Result<CompareTable, ReportError> {
         .map(|(_, members)| {
             let names: Vec<String> = members.iter().map(|(r, _)| r.name()).collect();
             let vals: Vec<f64> = members.iter().map(|(_, b)| 100.0 * b).collect();
-            let n = vals.len() as f64;
-            let mean = vals.iter().sum::<f64>() / n;
-            let std =
-                (vals.len() > 1).then(|| (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
-            let best = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            // a group has at least one run
+            let stats = MeanStd::of(&vals).expect("a group has runs");
             CompareGroup {
                 group: group_name(&names),
                 runs: members.iter().map(|(r, b)| (r.dir.clone(), r.name(), 100.0 * b)).collect(),
-                mean,
-                std,
-                best,
+                mean: stats.mean,
+                std: stats.std,
+                best: stats.max,
             }
         })
         .collect();

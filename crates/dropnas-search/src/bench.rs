@@ -7,6 +7,7 @@ use burn_collective::CollectiveConfig;
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::SearchNetworkConfig;
 use dropnas_core::dropout::GroupedDropout;
+use dropnas_core::{ParamInit, TorchCompat};
 use dropnas_train::parallel::Share;
 use dropnas_train::parallel::collective::{CollectiveLink, Place};
 use dropnas_train::parallel::fingerprint::add_trained;
@@ -30,6 +31,7 @@ pub struct BenchConfig {
     pub warmup: usize,
     pub drop_rate: f64,
     pub search_space: dropnas_core::search_space::SpaceName,
+    pub torch_compat: TorchCompat,
 }
 
 /// Seconds per step and peak memory.
@@ -76,8 +78,8 @@ pub fn bench_search<B: DropnasAutodiffBackend>(cfg: &BenchConfig, device: B::Dev
     let space = cfg.search_space.space();
     B::seed(&device, 0);
     let net = SearchNetworkConfig::new(cfg.input_channels, cfg.init_channels, cfg.n_classes, cfg.layers, space.clone());
-    let mut model = net.init::<B>(&device);
-    let step_cfg = StepConfig::default();
+    let mut model = net.init::<B>(&mut ParamInit::new(0, cfg.torch_compat, &device));
+    let step_cfg = StepConfig { torch_compat: cfg.torch_compat, ..StepConfig::default() };
     let mut opt = DropNasOptimizers::<B>::new(&step_cfg);
     let dropout = GroupedDropout { rates: vec![cfg.drop_rate; space.groups.len()] };
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -128,7 +130,7 @@ pub fn bench_search_peers<B: DropnasAutodiffBackend>(
     }
     B::seed(&devices[0], 0);
     let net = SearchNetworkConfig::new(cfg.input_channels, cfg.init_channels, cfg.n_classes, cfg.layers, space.clone());
-    let model = net.init::<B>(&devices[0]);
+    let model = net.init::<B>(&mut ParamInit::new(0, cfg.torch_compat, &devices[0]));
     // Burn initialises parameters lazily, per copy: fix the values before the replicas copy them
     add_trained(&model.net, &mut crc32fast::Hasher::new());
     add_trained(&model.alphas, &mut crc32fast::Hasher::new());

@@ -2,9 +2,9 @@
 //! its `#[arg]`), parsed by the CLI as they are and saved in `config.json`, so that the run
 //! folder alone reproduces the run.
 
-use dropnas_core::SearchSpace;
 use dropnas_core::genotype::derive::Ranking;
 use dropnas_core::search_space::{GroupKind, SpaceName};
+use dropnas_core::{SearchSpace, TorchCompat};
 use dropnas_data::{Dataset, FolderTransforms};
 use dropnas_train::run::check::parse;
 use dropnas_train::run::config::{Basics, RunBasics, TaskConfig, check_args, clap_defaults};
@@ -64,10 +64,12 @@ pub struct SearchSettings {
     /// original, 1-skip or 3-skip
     #[arg(long, default_value_t = SpaceName::Original)]
     pub search_space: SpaceName,
-    /// Modern PyTorch gradient semantics: weights of dropped ops get no update at all (the
-    /// original ran PyTorch 1.0, where momentum kept moving them)
-    #[arg(long = "no-legacy-momentum", action = clap::ArgAction::SetFalse)]
-    pub legacy_zero_grad: bool,
+    /// PyTorch semantics: 1.0 (what the published runs used: BatchNorm weights U(0, 1), PyTorch
+    /// 1.0's Adam epsilon, zero-filled gradients that keep momentum moving the weights of dropped
+    /// ops) or modern (PyTorch >= 2.0)
+    #[arg(long, default_value_t = TorchCompat::default())]
+    #[serde(default, alias = "legacy_zero_grad", deserialize_with = "TorchCompat::deserialize_or_legacy_flag")]
+    pub torch_compat: TorchCompat,
     /// Rank genotype ops and edges by raw alpha (the original) or by softmax
     #[arg(long, default_value_t = Ranking::RawAlpha)]
     pub ranking: Ranking,
@@ -176,7 +178,11 @@ mod tests {
         );
         assert_eq!((s.alpha_lr, s.alpha_weight_decay, s.drop_rate), (3e-4, 1e-3, 3e-5));
         assert_eq!((s.drop_rate_param, s.drop_rate_nonparam), (Some(3e-5), Some(3e-5)));
-        assert!(s.legacy_zero_grad && s.ranking == Ranking::RawAlpha && s.search_space == SpaceName::Original);
+        assert!(
+            s.torch_compat == TorchCompat::V1_0
+                && s.ranking == Ranking::RawAlpha
+                && s.search_space == SpaceName::Original
+        );
         assert_eq!(c.group_rates(false), [3e-5, 3e-5]);
         assert_eq!(c.group_rates(true), [0.0, 0.0]);
         c.validate().unwrap();

@@ -4,6 +4,7 @@
 //! adjustment ([`alpha_adjust`]), partial decay ([`decay`]), and the search as a task of the
 //! run engine ([`search`]).
 
+pub mod alpha_adam;
 pub mod alpha_adjust;
 pub mod bench;
 pub mod collapse;
@@ -15,5 +16,7 @@ pub mod step;
 pub use config::{SearchConfig, SearchSettings};
 pub use search::{SearchState, SearchTask};
 
+#[cfg(any(test, feature = "testkit"))]
+pub mod cross_device;
 #[cfg(any(test, feature = "testkit"))]
 pub mod reference;

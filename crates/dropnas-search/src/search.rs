@@ -4,8 +4,9 @@
 
 use crate::collapse::{cell_collapse, collapse_warning};
 use crate::config::SearchConfig;
-use crate::step::{DropNasOptimizers, StepConfig, StepSchedule, dropnas_step};
+use crate::step::{DropNasOptimizers, StepConfig, StepNumbers, StepSchedule, dropnas_step};
 use burn::module::ParamId;
+use burn::tensor::Tensor;
 use dropnas_core::alphas::{CellType, n_edges};
 use dropnas_core::dropout::{GroupedDropout, StepMasks};
 use dropnas_core::flops::search_network_cost;
@@ -14,7 +15,7 @@ use dropnas_core::genotype::derive::derive_genotype_limited;
 use dropnas_core::params::{count_params, model_size, thousands};
 use dropnas_core::search_network::{Supernet, cell_plan};
 use dropnas_core::search_space::GroupKind;
-use dropnas_core::{DropnasAutodiffBackend, SearchNetworkConfig, SearchSpace};
+use dropnas_core::{DropnasAutodiffBackend, ParamInit, SearchNetworkConfig, SearchSpace};
 use dropnas_data::Batch;
 use dropnas_train::grads::LegacyZeroGrad;
 use dropnas_train::parallel::Share;
@@ -176,7 +177,8 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for SearchTask<B> {
         let step_cfg = StepConfig::from(s);
         Ok(Self {
             input_shape: data.input_shape(),
-            model: Some(net_cfg.init(device)),
+            // the initial values drawn on the host from the seed: the same network on every backend
+            model: Some(net_cfg.init(&mut ParamInit::new(s.run.seed, s.torch_compat, device))),
             opt: DropNasOptimizers::<B>::new(&step_cfg),
             drops: vec![[0; 2]; space.groups.len()],
             dropout: GroupedDropout { rates: cfg.group_rates(false) },
@@ -274,14 +276,18 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for SearchTask<B> {
         Ok(EpochStart { lr: w_lr, message })
     }
 
-    fn step(&mut self, batch: &Batch, share: Option<&Share<'_, B::InnerBackend>>) -> StepResult {
+    fn step(&mut self, batch: &Batch, share: Option<&Share<'_, B::InnerBackend>>) -> Tensor<B::InnerBackend, 1> {
         let masks = self.dropout.sample_step(&self.space, self.net_cfg.n_nodes, &mut self.mask_rng);
         self.count_drops(&masks);
         let (x, y) = batch.to_tensors::<B>(&self.device);
         let model = self.model.take().expect("a model");
         let (next, report) = dropnas_step(model, &mut self.opt, &self.step_cfg, self.sched, x, y, &masks, share);
         self.model = Some(next);
-        let n = report.read();
+        report.scalars
+    }
+
+    fn step_result(values: &[f64], batch: usize) -> StepResult {
+        let n = StepNumbers::from_values(values, batch);
         StepResult {
             loss: n.loss_1 + n.loss_2,
             top1: n.top1,

@@ -9,27 +9,34 @@
 //! 3. partial decay: `loss_2` on the weights and alphas that took part in step 1.
 //! 4. clip again; SGD and Adam step again with the same optimizer state.
 //! 5. alpha adjustment: every edge's kept ops get back the probability mass they had.
+//!
+//! Nothing is read back to the host inside the step (each read waits for the device to finish
+//! and stops the host from queueing the next step): the clipping, the decay selections and
+//! the alpha adjustment are tensor operations, and the step's scalars stay on the device until
+//! the loop reads them ([`StepReport::read`], `dropnas_train::pending::PendingScalars`). The one exception
+//! is PyTorch >= 2.0's semantics (`--torch-compat modern`), where which weights get a decay
+//! gradient decides which get an SGD step at all: one read of the decay selection per step.
 
-use crate::alpha_adjust::{adjust_rows, kept_ratios};
+use crate::alpha_adam::AlphaAdam;
+use crate::alpha_adjust::KeptMass;
 use crate::config::SearchSettings;
-use crate::decay::{alpha_decay, alpha_decay_masks, weight_decay};
-use burn::module::AutodiffModule;
+use crate::decay::{DecaySelection, alpha_decay, alpha_decay_masks, weight_decay};
+use burn::module::{AutodiffModule, ParamId};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
+use burn::optim::{GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
-use dropnas_core::DropnasAutodiffBackend;
 use dropnas_core::alphas::{Alphas, CellType};
 use dropnas_core::dropout::StepMasks;
 use dropnas_core::search_network::{SearchNetwork, Supernet};
-use dropnas_train::grads::{LegacyZeroGrad, clip_global_norm, ids_with_nonzero_first_grad};
+use dropnas_core::{DropnasAutodiffBackend, TorchCompat};
+use dropnas_train::grads::{LegacyZeroGrad, clip_global_norm, first_grad_nonzero, flagged_ids};
 use dropnas_train::metrics::topk_correct;
 use dropnas_train::parallel::Share;
 use dropnas_train::parallel::flat::GradPart;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
 
 /// Hyper-parameters of a step, taken from the search's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,10 +48,10 @@ pub struct StepConfig {
     pub alpha_beta1: f64,
     pub alpha_beta2: f64,
     pub alpha_eps: f64,
-    /// Reproduce PyTorch 1.0's `zero_grad()` (zeros instead of no gradient), under which SGD
-    /// momentum keeps moving the weights of dropped ops. On by default: it is what produced
-    /// the published numbers.
-    pub legacy_zero_grad: bool,
+    /// The PyTorch whose semantics the step reproduces: 1.0 (the default, what produced the
+    /// published numbers) zero-fills gradients, under which SGD momentum keeps moving the
+    /// weights of dropped ops, and uses PyTorch 1.0's Adam epsilon placement.
+    pub torch_compat: TorchCompat,
 }
 
 /// The original's Adam on the alphas: betas (0.5, 0.999), epsilon 1e-8 (not flags there either).
@@ -61,7 +68,7 @@ impl From<&SearchSettings> for StepConfig {
             alpha_beta1: ALPHA_BETAS.0,
             alpha_beta2: ALPHA_BETAS.1,
             alpha_eps: ALPHA_EPS,
-            legacy_zero_grad: s.legacy_zero_grad,
+            torch_compat: s.torch_compat,
         }
     }
 }
@@ -76,23 +83,25 @@ impl Default for StepConfig {
 /// The two optimizers and the gradient bookkeeping that persists across steps.
 pub struct DropNasOptimizers<B: DropnasAutodiffBackend> {
     pub w_optim: OptimizerAdaptor<Sgd<B::InnerBackend>, SearchNetwork<B>, B>,
-    pub alpha_optim: OptimizerAdaptor<Adam, Alphas<B>, B>,
+    pub alpha_optim: OptimizerAdaptor<AlphaAdam, Alphas<B>, B>,
     pub w_zero_grad: LegacyZeroGrad,
     pub alpha_zero_grad: LegacyZeroGrad,
 }
 
 impl<B: DropnasAutodiffBackend> DropNasOptimizers<B> {
     /// SGD with PyTorch's momentum (no dampening; Burn's default dampening is 0.1) and no
-    /// built-in decay; Adam with PyTorch's epsilon placement and no built-in decay.
+    /// built-in decay; Adam as the configured PyTorch computed it, without built-in decay.
     pub fn new(cfg: &StepConfig) -> Self {
         let momentum = MomentumConfig { momentum: cfg.w_momentum, dampening: 0.0, nesterov: false };
+        let adam = AlphaAdam {
+            beta_1: cfg.alpha_beta1,
+            beta_2: cfg.alpha_beta2,
+            epsilon: cfg.alpha_eps,
+            compat: cfg.torch_compat,
+        };
         Self {
             w_optim: SgdConfig::new().with_momentum(Some(momentum)).init(),
-            alpha_optim: AdamConfig::new()
-                .with_beta_1(cfg.alpha_beta1 as f32)
-                .with_beta_2(cfg.alpha_beta2 as f32)
-                .with_epsilon(cfg.alpha_eps as f32)
-                .init(),
+            alpha_optim: OptimizerAdaptor::from(adam),
             w_zero_grad: LegacyZeroGrad::default(),
             alpha_zero_grad: LegacyZeroGrad::default(),
         }
@@ -101,19 +110,18 @@ impl<B: DropnasAutodiffBackend> DropNasOptimizers<B> {
 
 /// What a step measured, still on the device (read once, with [`StepReport::read`]).
 pub struct StepReport<B: Backend> {
-    pub loss_1: Tensor<B, 1>,
-    pub loss_2: Tensor<B, 1>,
-    pub norm_1: Tensor<B, 1>,
-    pub norm_2: Tensor<B, 1>,
-    /// Top-1 and top-5 correct counts of the batch.
-    pub correct: Tensor<B, 1>,
+    /// `[loss_1, loss_2, norm_1, norm_2, top-1 correct, top-5 correct]`: one tensor, so that
+    /// any number of steps' scalars come back in one transfer.
+    pub scalars: Tensor<B, 1>,
     pub batch: usize,
-    /// The alphas after each phase, on the host (`[normal, reduce]`, edge rows).
+    /// The alphas after each phase, on the host (`[normal, reduce]`, edge rows), when the
+    /// schedule asks for them (tests: each costs a host read).
     pub alphas_after_phase_1: Option<[Vec<Vec<f32>>; 2]>,
-    pub alphas_after_phase_2: [Vec<Vec<f32>>; 2],
-    pub alphas_after_adjust: [Vec<Vec<f32>>; 2],
-    /// The weight tensors that partial decay selected.
-    pub decayed: Vec<burn::module::ParamId>,
+    pub alphas_after_phase_2: Option<[Vec<Vec<f32>>; 2]>,
+    pub alphas_after_adjust: Option<[Vec<Vec<f32>>; 2]>,
+    /// The weight tensors that took part (partial decay's candidates) and whether each was
+    /// selected (1) or not (0), on the device.
+    pub decay_flags: Vec<(ParamId, Tensor<B, 1>)>,
 }
 
 /// The same numbers, on the host.
@@ -128,30 +136,27 @@ pub struct StepNumbers {
     pub batch: usize,
 }
 
+/// How many values [`StepReport::scalars`] holds.
+pub const STEP_SCALARS: usize = 6;
+
+impl StepNumbers {
+    /// From the [`STEP_SCALARS`] values of a step's `scalars`.
+    pub fn from_values(v: &[f64], batch: usize) -> Self {
+        let n = batch as f64;
+        Self { loss_1: v[0], loss_2: v[1], norm_1: v[2], norm_2: v[3], top1: v[4] / n, top5: v[5] / n, batch }
+    }
+}
+
 impl<B: Backend> StepReport<B> {
     /// One transfer from the device for all of the step's scalars.
     pub fn read(&self) -> StepNumbers {
-        let all = Tensor::cat(
-            vec![
-                self.loss_1.clone(),
-                self.loss_2.clone(),
-                self.norm_1.clone(),
-                self.norm_2.clone(),
-                self.correct.clone(),
-            ],
-            0,
-        );
-        let v: Vec<f64> = all.into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
-        let n = self.batch as f64;
-        StepNumbers {
-            loss_1: v[0],
-            loss_2: v[1],
-            norm_1: v[2],
-            norm_2: v[3],
-            top1: v[4] / n,
-            top5: v[5] / n,
-            batch: self.batch,
-        }
+        let v: Vec<f64> = self.scalars.clone().into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
+        StepNumbers::from_values(&v, self.batch)
+    }
+
+    /// The weight tensors partial decay selected (a host read).
+    pub fn decayed(&self) -> Vec<ParamId> {
+        flagged_ids(&self.decay_flags)
     }
 }
 
@@ -188,9 +193,10 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
     let Supernet { mut net, mut alphas } = model;
     let device = x.device();
     let batch = x.dims()[0];
+    let zero_filled = cfg.torch_compat.zero_grad_keeps_zeros();
 
     // The share of probability mass each edge's kept ops hold before the update.
-    let ratios = [CellType::Normal, CellType::Reduce].map(|c| kept_ratios(&alphas.rows(c), mask_of(masks, c)));
+    let kept_mass = CellType::BOTH.map(|c| KeptMass::before(&alphas, c, mask_of(masks, c)));
 
     // 1. loss_1 under this step's masks, and its gradients.
     let model = Supernet { net, alphas };
@@ -201,7 +207,7 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
     Supernet { net, alphas } = model;
     let mut w_grads = GradientsParams::from_module(&mut grads, &net);
     let mut alpha_grads = GradientsParams::from_module(&mut grads, &alphas);
-    if cfg.legacy_zero_grad {
+    if zero_filled {
         opt.w_zero_grad.fill(&net, &mut w_grads);
         opt.alpha_zero_grad.fill(&alphas, &mut alpha_grads);
     }
@@ -218,7 +224,12 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
     };
     // What took part in this step (needed by phase 3, read before the optimizers consume it):
     // weight tensors whose gradient's first element is non-zero, alpha entries with |grad| > 1e-7.
-    let decayed: HashSet<_> = ids_with_nonzero_first_grad(&net, &w_grads).into_iter().collect();
+    let decay_flags = first_grad_nonzero(&net, &w_grads);
+    let selection = if zero_filled {
+        DecaySelection::Device(decay_flags.clone())
+    } else {
+        DecaySelection::Host(flagged_ids(&decay_flags).into_iter().collect())
+    };
     let alpha_masks = alpha_decay_masks(&alphas, &alpha_grads);
 
     // 2. Clipped SGD step on the weights; Adam step on the alphas (not during warm-up).
@@ -230,14 +241,14 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
     let alphas_after_phase_1 = sched.record_alphas.then(|| both_rows(&alphas));
 
     // 3. Partial decay on the updated parameters.
-    let w_decay = weight_decay(&net, &decayed, cfg.w_weight_decay);
+    let w_decay = weight_decay(&net, &selection, cfg.w_weight_decay);
     let a_decay = alpha_decay(&alphas, &alpha_masks, cfg.alpha_weight_decay);
     let loss_2 = match (w_decay.loss, a_decay.loss) {
         (Some(a), Some(b)) => a + b,
         (a, b) => a.or(b).unwrap_or_else(|| zero(&device)),
     };
     let (mut w_grads, mut alpha_grads) = (w_decay.grads, a_decay.grads);
-    if cfg.legacy_zero_grad {
+    if zero_filled {
         opt.w_zero_grad.fill(&net, &mut w_grads);
         opt.alpha_zero_grad.fill(&alphas, &mut alpha_grads);
     }
@@ -246,28 +257,20 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
     let norm_2 = clip_global_norm(&net, &mut w_grads, cfg.w_grad_clip).unwrap_or_else(|| zero(&device));
     net = opt.w_optim.step(sched.w_lr, net, w_grads);
     alphas = opt.alpha_optim.step(sched.alpha_lr, alphas, alpha_grads);
+    let alphas_after_phase_2 = sched.record_alphas.then(|| both_rows(&alphas));
 
     // 5. Alpha adjustment: restore each edge's kept probability mass.
-    let alphas_after_phase_2 = both_rows(&alphas);
-    let mut adjusted = alphas_after_phase_2.clone();
-    for (i, cell) in CellType::BOTH.into_iter().enumerate() {
-        adjust_rows(&mut adjusted[i], mask_of(masks, cell), &ratios[i]);
-        if masks_have_drop(mask_of(masks, cell)) {
-            alphas = alphas.set_rows(cell, &adjusted[i]);
-        }
+    for mass in kept_mass.iter().flatten() {
+        alphas = mass.restore(alphas);
     }
 
     let report = StepReport {
-        loss_1,
-        loss_2,
-        norm_1,
-        norm_2,
-        correct,
+        scalars: Tensor::cat(vec![loss_1, loss_2, norm_1, norm_2, correct], 0),
         batch,
         alphas_after_phase_1,
         alphas_after_phase_2,
-        alphas_after_adjust: adjusted,
-        decayed: decayed.into_iter().collect(),
+        alphas_after_adjust: sched.record_alphas.then(|| both_rows(&alphas)),
+        decay_flags,
     };
     (Supernet { net, alphas }, report)
 }
@@ -277,10 +280,6 @@ fn mask_of(masks: &StepMasks, cell: CellType) -> &dropnas_core::dropout::CellMas
         CellType::Normal => &masks.normal,
         CellType::Reduce => &masks.reduce,
     }
-}
-
-fn masks_have_drop(mask: &dropnas_core::dropout::CellMask) -> bool {
-    (0..mask.keep.len()).any(|e| mask.edge_has_drop(e))
 }
 
 fn both_rows<B: Backend>(alphas: &Alphas<B>) -> [Vec<Vec<f32>>; 2] {

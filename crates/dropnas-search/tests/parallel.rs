@@ -11,6 +11,7 @@ use burn_collective::CollectiveConfig;
 use dropnas_core::alphas::CellType;
 use dropnas_core::dropout::{CellMask, StepMasks};
 use dropnas_core::testkit::values_by_path;
+use dropnas_core::{ParamInit, TorchCompat};
 use dropnas_core::{SearchNetworkConfig, SearchSpace, Supernet};
 use dropnas_data::DatasetKind;
 use dropnas_search::step::{DropNasOptimizers, StepConfig, StepSchedule, dropnas_step};
@@ -29,8 +30,8 @@ use std::time::Duration;
 type B = Autodiff<Flex>;
 
 fn tiny() -> Supernet<B> {
-    let model =
-        SearchNetworkConfig::new(1, 4, 10, 2, SearchSpace::named("original").unwrap()).init::<B>(&Default::default());
+    let model = SearchNetworkConfig::new(1, 4, 10, 2, SearchSpace::named("original").unwrap())
+        .init::<B>(&mut ParamInit::new(0, TorchCompat::default(), &Default::default()));
     // Burn initialises parameters lazily, and each clone of an uninitialised parameter draws
     // its own values: a copy with values fixed, whose clones share them
     deep_copy(&model)

@@ -33,7 +33,7 @@ use dropnas_core::flops::{NetworkCost, augment_network_cost, human};
 use dropnas_core::genotype::Genotype;
 use dropnas_core::params::param_infos;
 use dropnas_core::search_network::cell_plan;
-use dropnas_core::{AugmentNetwork, AugmentNetworkConfig, NetworkKind};
+use dropnas_core::{AugmentNetwork, AugmentNetworkConfig, NetworkKind, ParamInit, TorchCompat};
 use dropnas_data::{Batch, Dataset, FolderTransforms, Loader};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -86,6 +86,11 @@ pub struct AugmentSettings {
     /// Test on only the first N test images
     #[arg(long, value_parser = parse::at_least_one)]
     pub max_test_samples: Option<usize>,
+    /// PyTorch semantics: 1.0 (what the published runs used: BatchNorm weights U(0, 1), the
+    /// auxiliary head's in-place ReLU) or modern (PyTorch >= 2.0)
+    #[arg(long, default_value_t = TorchCompat::default())]
+    #[serde(default)]
+    pub torch_compat: TorchCompat,
 }
 
 impl Default for AugmentSettings {
@@ -202,25 +207,29 @@ pub struct AugmentStepReport<B: Backend> {
 }
 
 impl<B: Backend> AugmentStepReport<B> {
-    /// One transfer from the device for all of the step's scalars.
-    pub fn read(self, batch: usize) -> StepResult {
-        let has_aux = self.ce_aux.is_some();
-        // loss, ce, norm, top-1 and top-5 counts, then ce_aux
+    /// The step's scalars as one tensor, still on the device (any number of steps' come back in
+    /// one transfer): loss, ce, norm, top-1 and top-5 counts, then ce_aux when there is one.
+    pub fn scalars(self) -> Tensor<B, 1> {
         let mut parts = vec![self.loss, self.ce, self.norm, self.correct];
         parts.extend(self.ce_aux);
-        let v: Vec<f64> = Tensor::cat(parts, 0).into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
+        Tensor::cat(parts, 0)
+    }
+
+    /// The numbers of a step from the values of its [`Self::scalars`].
+    pub fn result(v: &[f64], batch: usize) -> StepResult {
         let n = batch as f64;
         StepResult {
             loss: v[0],
             top1: v[3] / n,
             top5: v[4] / n,
-            terms: LossTerms {
-                ce: Some(v[1]),
-                ce_aux: has_aux.then(|| v[5]),
-                norm: Some(v[2]),
-                ..LossTerms::default()
-            },
+            terms: LossTerms { ce: Some(v[1]), ce_aux: v.get(5).copied(), norm: Some(v[2]), ..LossTerms::default() },
         }
+    }
+
+    /// One transfer from the device for all of the step's scalars.
+    pub fn read(self, batch: usize) -> StepResult {
+        let v: Vec<f64> = self.scalars().into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
+        Self::result(&v, batch)
     }
 }
 
@@ -374,7 +383,8 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
         network.validate().map_err(RunError::Config)?;
         let s = &cfg.settings;
         B::seed(device, s.run.seed);
-        let net: AugmentNetwork<B> = network.init(device);
+        // the initial values drawn on the host from the seed: the same network on every backend
+        let net: AugmentNetwork<B> = network.init(&mut ParamInit::new(s.run.seed, s.torch_compat, device));
         let params = params_without_aux(&net);
         let cost = augment_network_cost(&net, input_shape).map_err(RunError::Config)?;
         Ok(Self {
@@ -446,7 +456,7 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
         Ok(EpochStart { lr: self.lr, message: format!("Epoch {epoch} LR {} drop path {:.4}", self.lr, self.drop_prob) })
     }
 
-    fn step(&mut self, batch: &Batch, share: Option<&Share<'_, B::InnerBackend>>) -> StepResult {
+    fn step(&mut self, batch: &Batch, share: Option<&Share<'_, B::InnerBackend>>) -> Tensor<B::InnerBackend, 1> {
         let s = &self.cfg.settings;
         let (x, y) = batch.to_tensors::<B>(&self.device);
         let mut drop = RandomDropPath { prob: self.drop_prob, rng: &mut self.state.drop_rng };
@@ -464,7 +474,11 @@ impl<B: DropnasAutodiffBackend> RunTask<B> for AugmentTask<B> {
             share,
         );
         self.net = Some(next);
-        report.read(share.map_or(batch.len(), |s| s.batch))
+        report.scalars()
+    }
+
+    fn step_result(values: &[f64], batch: usize) -> StepResult {
+        AugmentStepReport::<B::InnerBackend>::result(values, batch)
     }
 
     fn fingerprint(&self) -> Option<u32> {
@@ -532,7 +546,8 @@ pub fn load_network<B: dropnas_core::DropnasBackend>(
     let ckpt = Checkpoint::load(path)?;
     ckpt.expect_kind(RunKind::Augment, path)?;
     let header: AugmentHeader = ckpt.header(path)?;
-    let net = header.state.network.init::<B>(device);
+    // the initial values are replaced by the checkpoint's; the setting only matters in training
+    let net = header.state.network.init::<B>(&mut ParamInit::new(0, TorchCompat::default(), device));
     let net = module_from_bytes(net, ckpt.part("net", path)?, device).map_err(|e| CheckpointError::Restore {
         path: path.to_path_buf(),
         what: "network".into(),
@@ -547,16 +562,18 @@ pub mod bench {
     use burn::tensor::{Distribution, ElementConversion, Int, Tensor, TensorData};
     use dropnas_core::drop_path::RandomDropPath;
     use dropnas_core::genotype::Genotype;
-    use dropnas_core::{AugmentNetworkConfig, DropnasAutodiffBackend};
+    use dropnas_core::{AugmentNetworkConfig, DropnasAutodiffBackend, ParamInit, TorchCompat};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use std::time::Instant;
 
     /// Seconds per step (median, min, max over `steps` after `warmup`) of `genotype` at
     /// `layers` x `channels` with batch `batch` of 32x32x3 input, 10 classes, the auxiliary
-    /// head and drop path 0.2.
+    /// head and drop path 0.2, under PyTorch semantics `compat`.
+    #[allow(clippy::too_many_arguments)]
     pub fn bench_augment<B: DropnasAutodiffBackend>(
         genotype: Genotype,
+        compat: TorchCompat,
         layers: usize,
         channels: usize,
         batch: usize,
@@ -567,7 +584,7 @@ pub mod bench {
         let net_cfg = AugmentNetworkConfig::new(32, 3, channels, 10, layers, true, genotype);
         net_cfg.validate()?;
         B::seed(&device, 0);
-        let mut net = net_cfg.init::<B>(&device);
+        let mut net = net_cfg.init::<B>(&mut ParamInit::new(0, compat, &device));
         let s = AugmentSettings::default();
         let mut optim = sgd::<B>(&s);
         let mut rng = ChaCha8Rng::seed_from_u64(0);

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EvalResult {
+    /// Infinite or NaN when the network diverged (written as text: see `metrics::Meter`).
+    #[serde(with = "crate::metrics::any_f64")]
     pub loss: f64,
     pub top1: f64,
     pub top5: f64,

@@ -114,30 +114,44 @@ impl LegacyZeroGrad {
     }
 }
 
-/// Ids of the parameters of `module` whose gradient's first element is non-zero: the original's
-/// test for "this weight took part in the step" (`w.grad.view(-1)[0] != 0`). One host read.
-pub fn ids_with_nonzero_first_grad<B: AutodiffBackend, M: AutodiffModule<B>>(
+/// For every parameter of `module` with a gradient in `grads`: 1 if the gradient's first
+/// element is non-zero, else 0, as a `[1]` tensor on the device. The original's test for "this
+/// weight took part in the step" (`w.grad.view(-1)[0] != 0`), without a host read.
+pub fn first_grad_nonzero<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: &GradientsParams,
-) -> Vec<ParamId> {
+) -> Vec<(ParamId, Tensor<B::InnerBackend, 1>)> {
     struct First<'a, B: AutodiffBackend> {
         grads: &'a GradientsParams,
-        ids: Vec<ParamId>,
-        firsts: Vec<Tensor<B::InnerBackend, 1>>,
+        out: Vec<(ParamId, Tensor<B::InnerBackend, 1>)>,
     }
     impl<B: AutodiffBackend> ModuleVisitor<B> for First<'_, B> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-                self.ids.push(param.id);
-                self.firsts.push(g.flatten::<1>(0, D - 1).narrow(0, 0, 1));
+                let first = g.flatten::<1>(0, D - 1).narrow(0, 0, 1);
+                self.out.push((param.id, first.not_equal_elem(0.0).float()));
             }
         }
     }
-    let mut v = First::<B> { grads, ids: Vec::new(), firsts: Vec::new() };
+    let mut v = First::<B> { grads, out: Vec::new() };
     module.visit(&mut v);
-    if v.ids.is_empty() {
+    v.out
+}
+
+/// The ids whose flag (from [`first_grad_nonzero`]) is 1: one host read for all of them.
+pub fn flagged_ids<B: burn::tensor::backend::Backend>(flags: &[(ParamId, Tensor<B, 1>)]) -> Vec<ParamId> {
+    if flags.is_empty() {
         return Vec::new();
     }
-    let firsts = Tensor::cat(v.firsts, 0).into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default();
-    v.ids.into_iter().zip(firsts).filter(|(_, f)| *f != 0.0).map(|(id, _)| id).collect()
+    let all = Tensor::cat(flags.iter().map(|(_, f)| f.clone()).collect(), 0);
+    let values = all.into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default();
+    flags.iter().zip(values).filter(|(_, v)| *v != 0.0).map(|((id, _), _)| *id).collect()
+}
+
+/// Ids of the parameters of `module` whose gradient's first element is non-zero (one host read).
+pub fn ids_with_nonzero_first_grad<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &GradientsParams,
+) -> Vec<ParamId> {
+    flagged_ids(&first_grad_nonzero(module, grads))
 }

@@ -13,6 +13,7 @@ pub mod grads;
 pub mod loss;
 pub mod metrics;
 pub mod parallel;
+pub mod pending;
 pub mod recipe;
 pub mod records;
 pub mod run;

@@ -18,10 +18,52 @@ pub fn topk_correct<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>)
 }
 
 /// A running mean weighted by batch size.
+///
+/// Checkpoints hold meters in their JSON header, and JSON has no infinity or NaN (serde_json
+/// writes them as `null`, which no longer reads as a number): a run whose gradient norm overflowed
+/// would leave a checkpoint that cannot be read. Non-finite values are therefore written as the
+/// strings `"inf"`, `"-inf"` and `"NaN"`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Meter {
+    #[serde(with = "any_f64")]
     pub sum: f64,
+    #[serde(with = "any_f64")]
     pub count: f64,
+}
+
+/// An `f64` in JSON, non-finite values included (see [`Meter`]).
+pub mod any_f64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        match *v {
+            v if v.is_finite() => s.serialize_f64(v),
+            v if v.is_nan() => s.serialize_str("NaN"),
+            v if v > 0.0 => s.serialize_str("inf"),
+            _ => s.serialize_str("-inf"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(f64),
+            Text(String),
+            // what earlier versions wrote for a non-finite value
+            Null(()),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Null(()) => Ok(f64::NAN),
+            Repr::Text(t) => match t.as_str() {
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                "NaN" => Ok(f64::NAN),
+                _ => Err(serde::de::Error::custom(format!("`{t}` is not a number"))),
+            },
+        }
+    }
 }
 
 impl Meter {
@@ -62,5 +104,24 @@ mod tests {
         m.update(1.0, 2);
         m.update(4.0, 1);
         assert_eq!(m.avg(), 2.0);
+    }
+}
+
+#[cfg(test)]
+mod meter_tests {
+    use super::Meter;
+
+    #[test]
+    fn meters_with_non_finite_sums_survive_json() {
+        for sum in [1.5, f64::INFINITY, f64::NEG_INFINITY] {
+            let m = Meter { sum, count: 3.0 };
+            let text = serde_json::to_string(&m).unwrap();
+            assert_eq!(serde_json::from_str::<Meter>(&text).unwrap(), m, "{text}");
+        }
+        let nan: Meter =
+            serde_json::from_str(&serde_json::to_string(&Meter { sum: f64::NAN, count: 1.0 }).unwrap()).unwrap();
+        assert!(nan.sum.is_nan());
+        // written by earlier versions
+        assert!(serde_json::from_str::<Meter>(r#"{"sum":null,"count":2.0}"#).unwrap().sum.is_nan());
     }
 }

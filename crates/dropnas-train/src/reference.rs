@@ -1,16 +1,19 @@
 //! The augment step against the independent PyTorch reference: two SGD steps with the auxiliary
 //! head and fixed drop-path masks, compared on losses, clipping norm, every parameter and every
-//! BatchNorm buffer; and the ImageNet network's label-smoothed loss and its gradients.
+//! BatchNorm buffer; under both PyTorch settings (the 3-cell network's auxiliary head reads the
+//! last cell, so the original's in-place ReLU changes the result: `augment_step.*` for 1.0,
+//! `augment_step.modern.*`); and the ImageNet network's label-smoothed loss and its gradients
+//! (PyTorch 1.0).
 
 use crate::augment::{AugmentSettings, augment_step, sgd};
 #[cfg(test)]
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use dropnas_core::AugmentNetworkConfig;
 use dropnas_core::drop_path::FixedDropPath;
 use dropnas_core::genotype::named::named;
-use dropnas_core::testkit::{Fixture, assert_close, values_by_path};
+use dropnas_core::testkit::{Fixture, assert_close, for_compat, values_by_path};
+use dropnas_core::{AugmentNetworkConfig, ParamInit, TorchCompat};
 
 /// The CPU backend: agreement to 1e-5 relative; GPU backends to 1e-4 (see the bottom).
 #[cfg(test)]
@@ -18,16 +21,20 @@ type Cpu = Autodiff<Flex>;
 
 #[test]
 fn two_augment_steps_match_pytorch() {
-    two_steps::<Cpu>(&Default::default(), 1e-5);
+    for compat in TorchCompat::ALL {
+        two_steps::<Cpu>(&Default::default(), 1e-5, compat);
+    }
 }
 
-pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
+pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rtol: f64, compat: TorchCompat) {
     let device = device.clone();
     let init = Fixture::load("augment_network");
-    let fx = Fixture::load("augment_step");
+    let fx = Fixture::load(&for_compat("augment_step", compat));
+    assert_eq!(fx.config["torch_compat"], compat.to_string(), "fixture of the setting");
     let genotype = named("dropnas-cifar10").unwrap();
     let net_cfg = AugmentNetworkConfig::new(32, 3, 4, 10, 3, true, genotype.clone());
-    let (net, missing) = init.load_into(net_cfg.init::<B>(&device), "param.");
+    let net = net_cfg.init::<B>(&mut ParamInit::new(0, compat, &device));
+    let (net, missing) = init.load_into(net, "param.");
     assert_eq!(missing, vec!["param.aux_head.conv2.weight".to_string()]);
     let mut net = dropnas_core::reference::with_generated_aux_weight(net);
     let initial_aux = values_by_path(&net)["aux_head.conv2.weight"].clone();
@@ -53,7 +60,7 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
             ("norm", scalar(report.norm)),
         ] {
             let want = fx.data(&format!("step.{s}.{name}"))[0] as f64;
-            assert!((got - want).abs() <= rtol * want.abs(), "step {s} {name}: {got} vs {want}");
+            assert!((got - want).abs() <= rtol * want.abs(), "{compat} step {s} {name}: {got} vs {want}");
         }
         let values = values_by_path(&net);
         let prefix = format!("step.{s}.param.");
@@ -102,7 +109,7 @@ pub fn imagenet_loss_and_gradients<B: dropnas_core::DropnasAutodiffBackend>(devi
     use crate::loss::smoothed_cross_entropy;
     use dropnas_core::drop_path::NoDropPath;
     let fx = Fixture::load("augment_network_imagenet");
-    let (net, x) = dropnas_core::reference::imagenet_fixture_network::<B>(&fx, device);
+    let (net, x) = dropnas_core::reference::imagenet_fixture_network::<B>(&fx, device, TorchCompat::V1_0);
     let labels: Vec<i64> = fx.data("labels").iter().map(|&v| v as i64).collect();
     let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [2]), device);
     let eps = fx.config["label_smoothing"].as_f64().unwrap();
@@ -138,7 +145,7 @@ fn darts_v2_imagenet_trains_one_step_at_224() {
     let net_cfg =
         AugmentNetworkConfig::new(224, 3, 48, 1000, 14, true, genotype.clone()).with_network(NetworkKind::Imagenet);
     net_cfg.validate().unwrap();
-    let net = net_cfg.init::<Cpu>(&device);
+    let net = net_cfg.init::<Cpu>(&mut ParamInit::new(0, TorchCompat::V1_0, &device));
     assert_eq!((crate::augment::params_without_aux(&net) as f64 / 1e5).round(), 47.0, "DARTS' 4.7M");
     let mut cfg = crate::augment::AugmentConfig::defaults(dropnas_data::Dataset::ImageFolder, genotype);
     crate::recipe::Recipe::Imagenet.apply(&mut cfg);
@@ -174,15 +181,20 @@ mod gpu {
     #[cfg(feature = "wgpu")]
     #[test]
     fn wgpu_steps_match_pytorch() {
-        super::two_steps::<burn::backend::Autodiff<burn::backend::Wgpu>>(&Default::default(), 1e-4);
+        for compat in dropnas_core::TorchCompat::ALL {
+            super::two_steps::<burn::backend::Autodiff<burn::backend::Wgpu>>(&Default::default(), 1e-4, compat);
+        }
     }
 
     #[cfg(feature = "cuda")]
     #[test]
     fn cuda_steps_match_pytorch() {
-        super::two_steps::<burn::backend::Autodiff<burn::backend::Cuda>>(
-            &burn::backend::cuda::CudaDevice::new(0),
-            1e-4,
-        );
+        for compat in dropnas_core::TorchCompat::ALL {
+            super::two_steps::<burn::backend::Autodiff<burn::backend::Cuda>>(
+                &burn::backend::cuda::CudaDevice::new(0),
+                1e-4,
+                compat,
+            );
+        }
     }
 }

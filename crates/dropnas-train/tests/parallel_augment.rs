@@ -6,10 +6,10 @@
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use burn_collective::CollectiveConfig;
-use dropnas_core::AugmentNetworkConfig;
 use dropnas_core::drop_path::NoDropPath;
 use dropnas_core::genotype::named::named;
 use dropnas_core::testkit::{Fixture, values_by_path};
+use dropnas_core::{AugmentNetworkConfig, ParamInit, TorchCompat};
 use dropnas_train::augment::{AugmentSettings, augment_step, sgd};
 use dropnas_train::parallel::collective::{CollectiveLink, Place};
 use dropnas_train::parallel::peers::one_group;
@@ -28,7 +28,7 @@ fn one_augment_step_on_two_peers_equals_the_single_device_step() {
     let init = Fixture::load("augment_network");
     let fx = Fixture::load("augment_step");
     let net_cfg = AugmentNetworkConfig::new(32, 3, 4, 10, 3, true, named("dropnas-cifar10").unwrap());
-    let (net, _) = init.load_into(net_cfg.init::<B>(&device), "param.");
+    let (net, _) = init.load_into(net_cfg.init::<B>(&mut ParamInit::new(0, TorchCompat::default(), &device)), "param.");
     let net = dropnas_core::reference::with_generated_aux_weight(net);
     let settings = AugmentSettings::default();
     let x: Tensor<B, 4> = fx.tensor("input", &device);

@@ -74,7 +74,7 @@ pub enum LrScheduleKind {
 
 impl AugmentArgs {
     /// A new run's configuration: the recipe's values, then every flag given (`given`) on top.
-    fn config(&self, dataset: Dataset, genotype: Genotype, given: &Given) -> Result<AugmentConfig> {
+    pub(crate) fn config(&self, dataset: Dataset, genotype: Genotype, given: &Given) -> Result<AugmentConfig> {
         let recipe = self.recipe.unwrap_or_default();
         if recipe == Recipe::Imagenet && dataset != Dataset::ImageFolder {
             return Err(UserError::new(format!(

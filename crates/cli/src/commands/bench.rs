@@ -5,7 +5,7 @@ use crate::UserError;
 use crate::device::DeviceSpec;
 use crate::launch::{Launch, PeersTask, dispatch_peers};
 use anyhow::Result;
-use dropnas_core::DropnasAutodiffBackend;
+use dropnas_core::{DropnasAutodiffBackend, TorchCompat};
 use dropnas_search::bench::{BenchConfig, BenchResult, bench_search, bench_search_peers, peak_rss_mib, summarize};
 use dropnas_train::run::config::Control;
 
@@ -46,6 +46,9 @@ pub struct AugmentBenchArgs {
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
+    /// PyTorch semantics: 1.0 (as the published runs) or modern
+    #[arg(long, default_value_t = TorchCompat::V1_0)]
+    pub torch_compat: TorchCompat,
 }
 
 struct AugmentBench(AugmentBenchArgs, dropnas_core::Genotype);
@@ -60,6 +63,7 @@ impl PeersTask for AugmentBench {
                 devices.len(),
                 dropnas_train::parallel::bench::bench_augment_peers::<B>(
                     self.1,
+                    a.torch_compat,
                     a.layers,
                     a.init_channels,
                     a.batch_size,
@@ -74,6 +78,7 @@ impl PeersTask for AugmentBench {
             let device = devices.into_iter().next().expect("one device");
             let t = dropnas_train::augment::bench::bench_augment::<B>(
                 self.1,
+                a.torch_compat,
                 a.layers,
                 a.init_channels,
                 a.batch_size,
@@ -132,6 +137,9 @@ pub struct SearchBenchArgs {
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
+    /// PyTorch semantics: 1.0 (as the published runs) or modern
+    #[arg(long, default_value_t = TorchCompat::V1_0)]
+    pub torch_compat: TorchCompat,
 }
 
 struct SearchBench(SearchBenchArgs);
@@ -152,6 +160,7 @@ impl PeersTask for SearchBench {
             warmup: a.warmup,
             drop_rate: a.drop_rate,
             search_space: a.search_space,
+            torch_compat: a.torch_compat,
         };
         let r = if devices.len() > 1 {
             bench_search_peers::<B>(&cfg, devices)

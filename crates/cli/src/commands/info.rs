@@ -9,7 +9,7 @@ use dropnas_core::augment_network_imagenet::IMAGENET_INPUT_SIZE;
 use dropnas_core::flops::{augment_network_cost, human, search_network_cost};
 use dropnas_core::params::{count_params, model_size, param_infos, thousands};
 use dropnas_core::search_space::SEARCH_SPACE_NAMES;
-use dropnas_core::{AugmentNetworkConfig, SearchNetworkConfig, SearchSpace};
+use dropnas_core::{AugmentNetworkConfig, ParamInit, SearchNetworkConfig, SearchSpace};
 use dropnas_core::{DropnasAutodiffBackend, NetworkKind};
 
 #[derive(clap::Args, Debug)]
@@ -96,7 +96,7 @@ impl BackendTask for Info {
                 ))
             })?;
             let cfg = SearchNetworkConfig::new(a.input_channels, init_channels, classes, layers, space);
-            let model = cfg.init::<B::InnerBackend>(&device);
+            let model = cfg.init::<B::InnerBackend>(&mut ParamInit::new(0, Default::default(), &device));
             let params = count_params(&model.net);
             let alpha_params = count_params(&model.alphas);
             let cost = search_network_cost(&model.net, input).map_err(UserError::new)?;
@@ -136,7 +136,7 @@ impl BackendTask for Info {
         // Small inputs leave no room for the auxiliary head: count the network without it.
         let cfg = AugmentNetworkConfig { auxiliary: cfg.aux_fits(), ..cfg };
         cfg.validate().map_err(UserError::new)?;
-        let net = cfg.init::<B::InnerBackend>(&device);
+        let net = cfg.init::<B::InnerBackend>(&mut ParamInit::new(0, Default::default(), &device));
         let infos = param_infos::<B::InnerBackend, _>(&net);
         let params: usize = infos.iter().filter(|p| !p.is_running_stat).map(|p| p.numel()).sum();
         let without_aux: usize =

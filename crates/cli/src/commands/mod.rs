@@ -3,6 +3,7 @@ pub mod bench;
 pub mod genotype;
 pub mod info;
 pub mod plot;
+pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod search;

@@ -29,6 +29,17 @@ impl Given {
         Given(flags)
     }
 
+    /// `from` (an old flag's id) read as `to` (the setting it stands for), so that a resume
+    /// compares the setting; the flag's text stays the one the user typed.
+    pub fn aliased(mut self, from: &str, to: &str) -> Self {
+        for (key, _) in &mut self.0 {
+            if key == from {
+                *key = to.into();
+            }
+        }
+        self
+    }
+
     /// The given flags with their values as `config` (the configuration the command line
     /// describes, as JSON) holds them.
     pub fn with_values(&self, config: &serde_json::Value) -> Vec<GivenFlag> {

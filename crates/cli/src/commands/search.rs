@@ -4,7 +4,7 @@ use super::run::{Given, parallel, request_on, resume_start, run_error, say_finis
 use crate::folder_args::ImageFolderArgs;
 use crate::launch::{Launch, PeersTask, dispatch_peers};
 use anyhow::Result;
-use dropnas_core::DropnasAutodiffBackend;
+use dropnas_core::{DropnasAutodiffBackend, TorchCompat};
 use dropnas_data::Dataset;
 use dropnas_search::{SearchConfig, SearchSettings, SearchTask};
 use dropnas_train::run::config::Control;
@@ -29,10 +29,24 @@ pub struct SearchArgs {
     pub resume: bool,
     #[command(flatten)]
     pub settings: SearchSettings,
+    /// The old name of --torch-compat modern
+    #[arg(long, conflicts_with = "torch_compat")]
+    pub no_legacy_momentum: bool,
     #[command(flatten)]
     pub folder: ImageFolderArgs,
     #[command(flatten)]
     pub control: Control,
+}
+
+impl SearchArgs {
+    /// The settings with `--no-legacy-momentum` read as `--torch-compat modern`.
+    fn settings(&self) -> SearchSettings {
+        let mut s = self.settings.clone();
+        if self.no_legacy_momentum {
+            s.torch_compat = TorchCompat::Modern;
+        }
+        s
+    }
 }
 
 struct Search(RunRequest<SearchConfig>, Launch);
@@ -59,12 +73,15 @@ impl PeersTask for Search {
 pub fn run_command(args: SearchArgs, given: Given) -> Result<()> {
     let launch = Launch::resolve(&args.control)?;
     tracing::info!("device: {}", launch.describe());
+    let settings = args.settings();
+    // the old flag is compared on --resume as the setting it stands for
+    let given = given.aliased("no_legacy_momentum", "torch_compat");
     let start = match args.dataset {
         Some(dataset) if !args.resume => {
             let folder = args.folder.resolve(dataset, None)?;
-            Start::Fresh(SearchConfig::new(dataset, args.settings).with_image_folder(folder))
+            Start::Fresh(SearchConfig::new(dataset, settings).with_image_folder(folder))
         }
-        _ => resume_start(&given, &args.settings, &[("dataset", serde_json::to_value(args.dataset)?)]),
+        _ => resume_start(&given, &settings, &[("dataset", serde_json::to_value(args.dataset)?)]),
     };
     let req = request_on(args.name, args.out_dir, start, args.control, &launch);
     dispatch_peers(&launch, Search(req, launch.clone()))

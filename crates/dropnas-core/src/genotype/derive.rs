@@ -279,6 +279,46 @@ mod tests {
         assert_eq!(g.reduce_concat, Concat::Range(2, 6));
     }
 
+    /// Exact ties resolve to the lower index, among an edge's ops and among a node's edges, so a
+    /// derivation is the same on every machine. (The original's `torch.topk` leaves the order of
+    /// equal values unspecified: PyTorch 2.x on the CPU returns indices [2, 4] as the top two of
+    /// five equal values. Ties are practically impossible in trained alphas; they occur in
+    /// hand-made or all-zero ones.)
+    #[test]
+    fn ties_go_to_the_lower_index() {
+        use OpKind::*;
+        let space = SearchSpace::named("original").unwrap();
+        let z = |v: [f32; 8]| v.to_vec();
+        let zero = || z([0.0; 8]);
+        let mut rows = vec![zero(); 14];
+        // node 0: edge 0 ties sep3/max at 0.5 -> sep3 (column 0); edge 1 ties dil5/skip at 0.5 -> dil5
+        rows[0] = z([0.5, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0]);
+        rows[1] = z([0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 0.9]);
+        // node 1: three edges tied at 0.4 -> edges 0 and 1, in that order
+        rows[2] = z([0.0, 0.0, 0.0, 0.0, 0.0, 0.4, 0.0, 0.0]);
+        rows[3] = z([0.0, 0.4, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        rows[4] = z([0.0, 0.0, 0.4, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        // node 2: a strict best (edge 3) and a tie between edges 1 and 2 for second place
+        rows[6] = z([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2, 0.0]);
+        rows[7] = z([0.0, 0.0, 0.0, 0.0, 0.2, 0.0, 0.0, 0.0]);
+        rows[8] = z([0.0, 0.0, 0.0, 0.7, 0.0, 0.0, 0.0, 0.0]);
+        // node 3: all zero: edges 0 and 1, each's first op (sep3)
+        let cell = derive_cell(&rows, &space, 4, 2, Ranking::RawAlpha);
+        assert_eq!(
+            cell,
+            vec![
+                vec![(SepConv3x3, 0), (DilConv5x5, 1)],
+                vec![(AvgPool3x3, 0), (SepConv5x5, 1)],
+                vec![(DilConv5x5, 3), (SkipConnect, 1)],
+                vec![(SepConv3x3, 0), (SepConv3x3, 1)],
+            ]
+        );
+        // node 2's edge 0 (all zero) does not beat the tied 0.2 edges; node 1's order is stable
+        // under the softmax ranking too
+        let soft = derive_cell(&rows, &space, 4, 2, Ranking::Softmax);
+        assert_eq!(soft[1], cell[1]);
+    }
+
     #[test]
     fn softmax_ranking_can_differ_from_raw_alpha() {
         let space = SearchSpace::named("original").unwrap();

@@ -517,7 +517,8 @@ mod tests {
     /// The AVX2 de-interleave (stride-2 padding) against the plain one, odd lengths included.
     #[test]
     fn avx2_deinterleave_equals_the_plain_one() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
+        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        if !crate::testkit::cpu_feature_or_skip("avx2_deinterleave_equals_the_plain_one", "AVX2", avx2) {
             return;
         }
         for len in [0usize, 1, 2, 15, 16, 17, 32, 33, 50] {
@@ -543,7 +544,8 @@ mod tests {
     /// The AVX2 loops (the weight gradient's is hand-written) give the plain loops' numbers.
     #[test]
     fn avx2_loops_equal_the_plain_ones() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
+        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        if !crate::testkit::cpu_feature_or_skip("avx2_loops_equal_the_plain_ones", "AVX2", avx2) {
             return;
         }
         for (k, s, p, d, hw) in

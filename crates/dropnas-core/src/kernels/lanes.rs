@@ -209,7 +209,8 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_sums_equal_the_plain_ones() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
+        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        if !crate::testkit::cpu_feature_or_skip("avx2_sums_equal_the_plain_ones", "AVX2", avx2) {
             return;
         }
         for len in [0, 5, 16, 37, 100, 1024] {

@@ -401,7 +401,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx2_loops_equal_the_plain_ones() {
-        if !fast() {
+        if !crate::testkit::cpu_feature_or_skip("avx2_loops_equal_the_plain_ones", "AVX2 and FMA", fast()) {
             return;
         }
         for (ci, co, hw) in [(3, 5, 7), (8, 8, 64), (5, 9, 49), (16, 4, 33), (36, 36, 1024), (7, 6, 17)] {

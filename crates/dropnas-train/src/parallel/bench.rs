@@ -15,6 +15,7 @@ use burn_collective::CollectiveConfig;
 use dropnas_core::drop_path::RandomDropPath;
 use dropnas_core::genotype::Genotype;
 use dropnas_core::{AugmentNetworkConfig, DropnasAutodiffBackend};
+use dropnas_core::{ParamInit, TorchCompat};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
@@ -22,6 +23,7 @@ use std::time::Instant;
 /// Seconds per step of peer 0 (after `warmup` untimed steps) and the all-reduce's share.
 pub fn bench_augment_peers<B: DropnasAutodiffBackend>(
     genotype: Genotype,
+    compat: TorchCompat,
     layers: usize,
     channels: usize,
     batch: usize,
@@ -37,7 +39,7 @@ pub fn bench_augment_peers<B: DropnasAutodiffBackend>(
     let net_cfg = AugmentNetworkConfig::new(32, 3, channels, 10, layers, true, genotype);
     net_cfg.validate()?;
     B::seed(&devices[0], 0);
-    let net = net_cfg.init::<B>(&devices[0]);
+    let net = net_cfg.init::<B>(&mut ParamInit::new(0, compat, &devices[0]));
     // Burn initialises parameters lazily, per copy: fix the values before the replicas copy them
     add_trained(&net, &mut crc32fast::Hasher::new());
     let _one = one_group::<B::InnerBackend>();

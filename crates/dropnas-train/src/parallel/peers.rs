@@ -12,7 +12,8 @@ use super::topology::Topology;
 use crate::run::checkpoint::{Checkpoint, CheckpointHeader, Position};
 use crate::run::config::TaskConfig;
 use crate::run::data::RunData;
-use crate::run::{RunError, RunTask, StepResult};
+use crate::run::{RunError, RunTask};
+use burn::tensor::Tensor;
 use burn_collective::CollectiveConfig;
 use dropnas_core::DropnasAutodiffBackend;
 use dropnas_data::Batch;
@@ -218,7 +219,7 @@ impl<B: DropnasAutodiffBackend> PeerGroup<B> {
     }
 
     /// One data-parallel step of the whole `batch`: this node's peers take their sub-batches.
-    pub fn step<T: RunTask<B>>(&self, task: &mut T, batch: &Batch) -> StepResult {
+    pub fn step<T: RunTask<B>>(&self, task: &mut T, batch: &Batch) -> Tensor<B::InnerBackend, 1> {
         let whole = batch.len();
         let mut chunks = split_batch(batch, self.total).into_iter().skip(self.first).take(self.local);
         let mine = chunks.next().expect("the split was checked at the start");

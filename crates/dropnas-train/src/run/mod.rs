@@ -21,6 +21,7 @@ pub mod tensorboard;
 use crate::metrics::Meter;
 use crate::parallel::Share;
 use crate::parallel::peers::{Parallel, PeerGroup};
+use crate::pending::PendingScalars;
 use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader, Position};
 use config::{Control, GivenFlag, RunRecord, TaskConfig, differences, new_run_id};
 use data::{DataRequest, RunData, load_run_data};
@@ -39,6 +40,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tensorboard::EventWriter;
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::AutodiffBackend;
+
+/// A step whose numbers are still on the device: what its metric line needs besides them.
+struct QueuedStep {
+    step: usize,
+    global_step: usize,
+    batch: usize,
+    time_s: f64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -92,7 +104,7 @@ impl RunError {
     }
 }
 
-/// The numbers of one step, read from the device.
+/// The numbers of one step, read from the device (see [`RunTask::step_result`]).
 #[derive(Debug, Clone, Copy)]
 pub struct StepResult {
     /// What the step minimised (see [`StepLine::loss`]).
@@ -161,9 +173,14 @@ pub trait RunTask<B: DropnasAutodiffBackend>: Sized {
     }
     /// Called before the first step of `epoch` (`fresh`: not resumed in its middle).
     fn start_epoch(&mut self, epoch: usize, fresh: bool) -> Result<EpochStart, RunError>;
-    /// One training step on `batch`. With `share`, `batch` is this peer's sub-batch of a
-    /// data-parallel step: the step hands its gradients to [`Share::reduce`] after backward.
-    fn step(&mut self, batch: &Batch, share: Option<&Share<'_, B::InnerBackend>>) -> StepResult;
+    /// One training step on `batch`. Its numbers stay on the device: the engine queues them and
+    /// reads the queued steps in one transfer at log points (`--print-freq`, the epoch's end),
+    /// before a checkpoint and where the run stops, so that the host never waits for the device
+    /// inside an epoch (see [`PendingScalars`]). With `share`, `batch` is this peer's sub-batch of
+    /// a data-parallel step: the step hands its gradients to [`Share::reduce`] after backward.
+    fn step(&mut self, batch: &Batch, share: Option<&Share<'_, B::InnerBackend>>) -> Tensor<B::InnerBackend, 1>;
+    /// A step's numbers from the values of its [`Self::step`] tensor and its batch size.
+    fn step_result(values: &[f64], batch: usize) -> StepResult;
     /// A CRC of the trained values (see [`crate::parallel::fingerprint`]): the debug check of a
     /// data-parallel run asserts that every peer has the leader's after every step.
     fn fingerprint(&self) -> Option<u32> {
@@ -522,6 +539,9 @@ where
             }
             live.progress.start_epoch(epoch, basics.epochs, first);
             folder.say(&live.progress.bar, &start.message);
+            // the steps' numbers wait on the device until a log point (see `RunTask::step`)
+            let mut pending = PendingScalars::default();
+            let mut since = Instant::now();
             for (step, batch) in (first..).zip(loader.epoch(epoch, first)) {
                 let batch = batch?;
                 if let Some(signal) = signals::stop_requested() {
@@ -533,6 +553,8 @@ where
                             asked_stop = Some(signal);
                         }
                         _ => {
+                            let at = Drain { epoch, lr: start.lr, ckpt_path: &ckpt_path };
+                            drain::<B, T>(&mut pending, &mut since, &mut pos, &mut live, &at)?;
                             live.progress.finish();
                             pos.events_len = live.flush()?;
                             return Err(self.interrupted(signal, &task, &pos, &save));
@@ -540,45 +562,22 @@ where
                     }
                 }
                 let t0 = Instant::now();
-                let r = match &group {
+                let scalars = match &group {
                     Some(g) => g.step(&mut task, &batch),
                     None => task.step(&batch, None),
                 };
                 step_time += t0.elapsed();
                 self.first_step_done.set(true);
-                if !r.loss.is_finite() {
-                    live.progress.finish();
-                    return Err(RunError::NonFinite {
-                        value: r.loss,
-                        epoch: epoch + 1,
-                        step,
-                        checkpoint: ckpt_path.display().to_string(),
-                        hint: T::NAN_HINT,
-                    });
-                }
-                let n = batch.len();
-                pos.meters[0].update(r.loss, n);
-                pos.meters[1].update(r.top1, n);
-                pos.meters[2].update(r.top5, n);
-                pos.terms.update(&r.terms, n);
                 pos.global_step += 1;
                 pos.epoch = epoch;
                 pos.step = step + 1;
                 pos.elapsed_s = started.elapsed().as_secs_f64();
-                let line = StepLine {
-                    epoch: epoch as u32 + 1,
-                    step: step as u64,
-                    global_step: pos.global_step as u64 - 1,
-                    loss: r.loss,
-                    top1: r.top1,
-                    top5: r.top5,
-                    lr: start.lr,
-                    terms: r.terms,
-                    time_s: pos.elapsed_s,
-                    step_s: Some(t0.elapsed().as_secs_f64()),
-                };
-                live.step(&line, &pos, n)?;
+                let queued =
+                    QueuedStep { step, global_step: pos.global_step - 1, batch: batch.len(), time_s: pos.elapsed_s };
+                pending.push(queued, scalars);
                 if group.as_ref().is_some_and(|g| g.stop_seen()) {
+                    let at = Drain { epoch, lr: start.lr, ckpt_path: &ckpt_path };
+                    drain::<B, T>(&mut pending, &mut since, &mut pos, &mut live, &at)?;
                     live.progress.finish();
                     pos.events_len = live.flush()?;
                     let signal = asked_stop.unwrap_or(libc::SIGTERM);
@@ -591,6 +590,11 @@ where
                 let out_of_steps = control.max_steps.is_some_and(|m| pos.global_step >= m);
                 let every = control.checkpoint_every;
                 let mid_epoch = every > 0 && pos.step.is_multiple_of(every) && pos.step < steps_per_epoch;
+                let log_point = step % control.print_freq.max(1) == 0 || step + 1 == steps_per_epoch;
+                if log_point || mid_epoch || out_of_steps {
+                    let at = Drain { epoch, lr: start.lr, ckpt_path: &ckpt_path };
+                    drain::<B, T>(&mut pending, &mut since, &mut pos, &mut live, &at)?;
+                }
                 if mid_epoch || out_of_steps {
                     pos.events_len = live.flush()?;
                     save(&task, &pos, &ckpt_path, None)?;
@@ -600,6 +604,9 @@ where
                     break;
                 }
             }
+            // the epoch's last step is a log point: this reads something only if the data ended early
+            let at = Drain { epoch, lr: start.lr, ckpt_path: &ckpt_path };
+            drain::<B, T>(&mut pending, &mut since, &mut pos, &mut live, &at)?;
             live.progress.finish();
             if stopped {
                 let msg =
@@ -694,6 +701,60 @@ where
         self.folder.say(&hidden, &format!("stopped by {}: {kept}", signals::name(signal)));
         RunError::Interrupted { signal, kept }
     }
+}
+
+/// Where queued steps are read: the epoch, its learning rate, the checkpoint a NaN leaves.
+struct Drain<'a> {
+    epoch: usize,
+    lr: f64,
+    ckpt_path: &'a Path,
+}
+
+/// Reads the queued steps (one transfer), stops at a NaN loss (nothing after the last
+/// checkpoint is saved: every checkpoint is preceded by a read), and records each step: meters,
+/// metric line, TensorBoard, console. `since`: when the previous read was; the time since is
+/// shared out over the steps read (the host does not wait for the device in between).
+fn drain<B: DropnasAutodiffBackend, T: RunTask<B>>(
+    pending: &mut PendingScalars<<B as AutodiffBackend>::InnerBackend, QueuedStep>,
+    since: &mut Instant,
+    pos: &mut Position,
+    live: &mut Live<'_>,
+    at: &Drain<'_>,
+) -> Result<(), RunError> {
+    let queued = pending.read();
+    let step_s = since.elapsed().as_secs_f64() / queued.len().max(1) as f64;
+    *since = Instant::now();
+    for (q, values) in queued {
+        let r = T::step_result(&values, q.batch);
+        if !r.loss.is_finite() {
+            live.progress.finish();
+            return Err(RunError::NonFinite {
+                value: r.loss,
+                epoch: at.epoch + 1,
+                step: q.step,
+                checkpoint: at.ckpt_path.display().to_string(),
+                hint: T::NAN_HINT,
+            });
+        }
+        pos.meters[0].update(r.loss, q.batch);
+        pos.meters[1].update(r.top1, q.batch);
+        pos.meters[2].update(r.top5, q.batch);
+        pos.terms.update(&r.terms, q.batch);
+        let line = StepLine {
+            epoch: at.epoch as u32 + 1,
+            step: q.step as u64,
+            global_step: q.global_step as u64,
+            loss: r.loss,
+            top1: r.top1,
+            top5: r.top5,
+            lr: at.lr,
+            terms: r.terms,
+            time_s: q.time_s,
+            step_s: Some(step_s),
+        };
+        live.step(&line, pos, q.batch)?;
+    }
+    Ok(())
 }
 
 /// Seconds since the UNIX epoch (TensorBoard's wall time).
