@@ -32,13 +32,18 @@ fn masks(fx: &Fixture, s: usize, n_ops: usize) -> StepMasks {
 }
 
 fn check_alphas(fx: &Fixture, key: &str, rows: &[Vec<Vec<f32>>; 2], rtol: f64) {
+    check_alphas_of(fx, "", key, rows, rtol);
+}
+
+/// [`check_alphas`], naming what is compared (`whose`) in a failure.
+fn check_alphas_of(fx: &Fixture, whose: &str, key: &str, rows: &[Vec<Vec<f32>>; 2], rtol: f64) {
     for (c, t) in ["normal", "reduce"].iter().enumerate() {
         let mut offset = 0;
         for i in 0..4 {
             let k = format!("{key}.{t}.{i}");
             let flat: Vec<f32> = rows[c][offset..offset + i + 2].iter().flatten().copied().collect();
             offset += i + 2;
-            assert_close(&k, &flat, fx.data(&k), rtol, 1e-7);
+            assert_close(&format!("{whose}{k}"), &flat, fx.data(&k), rtol, 1e-7);
         }
     }
 }
@@ -161,7 +166,7 @@ pub fn steps_in_space<B: dropnas_core::DropnasAutodiffBackend>(
         check_alphas(fx, &format!("step.{s}.alpha_p5"), report.alphas_after_adjust.as_ref().unwrap(), rtol);
         // the model's own alphas after the step, not the report's copy
         let model_rows = [model.alphas.rows(CellType::Normal), model.alphas.rows(CellType::Reduce)];
-        check_alphas(fx, &format!("step.{s}.alpha_p5"), &model_rows, rtol);
+        check_alphas_of(fx, "the model's alphas: ", &format!("step.{s}.alpha_p5"), &model_rows, rtol);
 
         // the alpha adjustment: each edge's kept share before the step and the shift k
         let adjustments = report.adjustments.as_ref().expect("recorded");
