@@ -11,19 +11,19 @@ use std::f64::consts::PI;
 use std::path::Path;
 use std::sync::OnceLock;
 
-/// Lowest acceptable best test top-1 of the main run, in [0, 1]. Measured with these settings
-/// under `--torch-compat 1.0` (the default: BatchNorm weights start U(0, 1), which slows these
-/// first epochs down; test top-1 after epochs 1/2/3, last epoch at lr 0):
-/// - PyTorch reference, `python3 tools/reference/augment_mnist.py --seeds 0 1 2` (same network,
-///   recipe and data, `--torch-compat 1.0`): 21.2/67.1/67.2, 26.4/67.7/74.8, 45.6/70.7/72.6;
-///   best mean 71.5%.
-/// - this binary, `--seed 0/1/2`: 14.8/70.4/64.9, 48.6/66.8/73.8, 15.9/70.9/77.6 (best mean 73.9%);
-///   the default seed 666 used here: 41.3/76.7/76.1.
+/// Lowest acceptable best test top-1 of the main run, in [0, 1]: the PyTorch reference's mean
+/// minus 2 standard deviations over 8 seeds, with these settings under `--torch-compat 1.0` (the
+/// default: BatchNorm weights start U(0, 1), which slows these first epochs down; the last epoch
+/// trains at lr 0). Best test top-1 per seed of `python3 tools/reference/augment_mnist.py`:
+/// - `--seeds 0 1 2` (`--threads 2`): 67.2, 74.8, 72.6 (per epoch 21.2/67.1/67.2,
+///   26.4/67.7/74.8, 45.6/70.7/72.6);
+/// - `--seeds 3 4 5 6 7 --threads 1`: 64.9, 79.1, 76.2, 74.8, 60.0.
 ///
-/// Three epochs on 3000 images vary by several points from seed to seed (and a different CPU
-/// can act as another seed), so the bound sits 7.5 points under the PyTorch mean and 3 under the
-/// worst seed measured (an untrained network scores about 10%).
-const MIN_TOP1: f64 = 0.64;
+/// Mean 71.2%, sample standard deviation 6.51 points: 71.2 - 2 x 6.51 = 58.19%. Three epochs on
+/// 3000 images vary this much from seed to seed (a different CPU acts as another seed); a
+/// reference-like run falls under the bound about 2% of the time, an untrained network scores
+/// about 10%. This binary at `--seed 0/1/2`: 70.4, 73.8, 77.6; the default seed 666 used here: 76.7.
+const MIN_TOP1: f64 = 0.5819;
 
 const EPOCHS: usize = 3;
 

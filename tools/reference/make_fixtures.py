@@ -329,20 +329,60 @@ def make_augment_network(out_dir):
     assert (out - out_modern).abs().max() > 1e-4, "the in-place ReLU must change the output here"
     model = m  # running stats after the forward: the same under both settings
 
+    # gradients of CE + 0.4 CE_aux under PyTorch 1.0 from the initial state, on a batch of 4: the
+    # auxiliary head's second BN normalises [N, 768, 1, 1], and with N = 2 each channel's two
+    # values normalise to +-1, so that everything upstream of it gets a gradient of round-off
+    torch.manual_seed(AUGMENT_SEED + 2)
+    gx = torch.randn(4, 3, 32, 32)
+    labels = torch.randint(0, 10, (4,))
+    g_masks = draw_droppath(n_masks, 4)
+    g_model = copy.deepcopy(augment_init()).train()
+    set_forward_compat(g_model, "1.0")
+    aux_in = {}
+    g_model.aux_head.conv2.register_forward_hook(lambda mod, inp, out: aux_in.update(x=inp[0].detach().clone(),
+                                                                                     out=out))
+    src = R.FixedDropPath(g_masks)
+    g_out, g_aux = g_model(gx, src)
+    assert src.used == n_masks
+    aux_in["out"].register_hook(lambda g: aux_in.update(gout=g.detach().clone()))
+    g_loss = F.cross_entropy(g_out, labels) + 0.4 * F.cross_entropy(g_aux, labels)
+    g_loss.backward()
+    grads = grads_of(g_model)
+    assert set(grads) == {n for n, _ in g_model.named_parameters()}, "every parameter has a gradient"
+    # the 2x2 convolution 128->768 maps a 2x2 input to 1x1: its weight gradient is the outer
+    # product of the output gradient and the input, summed over the batch (1.5 MB as a tensor,
+    # 10 KB as its two factors); the factors reproduce PyTorch's gradient
+    aux_x, aux_gout = aux_in["x"], aux_in["gout"]
+    assert aux_x.shape[2:] == (2, 2) and aux_gout.shape[2:] == (1, 1)
+    rebuilt = torch.einsum("no,nikl->oikl", aux_gout[:, :, 0, 0].double(), aux_x.double())
+    err = (rebuilt - grads[PATTERN_PATH].double()).abs().max()
+    assert err <= 1e-5 * grads[PATTERN_PATH].abs().max(), f"factors: {err}"
+    g_file = {"grad_input": gx, "labels": labels.float(), "loss": scalar(g_loss.detach()),
+              **{f"grad_droppath.{k}": m for k, m in enumerate(g_masks)},
+              f"grad_factor.input.{PATTERN_PATH}": aux_x, f"grad_factor.gout.{PATTERN_PATH}": aux_gout}
+    g_file.update(prefixed("grad.", without_pattern(grads)))
+
     t = {"input": x, "output": out, "output.modern": out_modern, "aux_output": aux, "eval_output": eval_out}
     t.update(prefixed("param.", without_pattern(before)))
     t.update({f"droppath.{k}": m for k, m in enumerate(masks)})
     t.update(prefixed("after.", running_stats(model)))
+    files = ["augment_network.safetensors", "augment_network.grad.safetensors"]
     config = dict(AUGMENT_CONFIG, seed=AUGMENT_SEED, n_droppath_masks=n_masks, input_shape=list(x.shape),
-                  description=(
+                  files=files, description=(
         "AugmentNetwork. param.<path>: initial state (params + BN running stats) except "
         f"{PATTERN_PATH}, which is generated (see 'generated'); droppath.<k>: per-sample masks (0 or 1/0.8) "
         "in forward order (cell, node, edge; identity edges take none); output/aux_output: train-mode "
         "forward with those masks under PyTorch 1.0 (the auxiliary head's in-place ReLU reaches the final "
         "pooling: the head reads the last cell); output.modern: the same without it; after.<path>: running "
         "stats after it; eval_output: eval-mode forward (running stats, no drop path, no aux) from the "
-        "initial state."))
-    save(out_dir, "augment_network.safetensors", t, config)
+        "initial state. augment_network.grad.safetensors: a train-mode forward under PyTorch 1.0 from the "
+        "initial state on grad_input ([4, ...]) with the masks grad_droppath.<k>; labels; loss = CE(output) + "
+        "0.4 CE(aux_output); grad.<path>: its gradient for every parameter except "
+        f"{PATTERN_PATH}, whose gradient is sum_n gout[n, o] * input[n, i, kh, kw] over "
+        f"grad_factor.input.{PATTERN_PATH} ([N, 128, 2, 2]: the convolution's input) and "
+        f"grad_factor.gout.{PATTERN_PATH} ([N, 768, 1, 1]: the gradient of its output)."))
+    save(out_dir, files[0], t, config)
+    save(out_dir, files[1], g_file, {"see": files[0], "files": files})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -615,6 +655,80 @@ def make_search_step(out_dir, compat):
 
 
 # ----------------------------------------------------------------------------------------------
+# (e2) two DropNAS steps in the 1-skip and 3-skip spaces
+# ----------------------------------------------------------------------------------------------
+
+SPACE_SEEDS = {"1-skip": 7000, "3-skip": 7100}
+
+
+def make_search_step_space(out_dir, space):
+    """Two steps in `space` under PyTorch 1.0, from an initial state stored in the same file. Small:
+    the weights after the last step only (the BatchNorm buffers and the weights after every step
+    are covered by search_step.*, whose mechanics are those of every space)."""
+    seed = SPACE_SEEDS[space]
+    torch.manual_seed(seed)
+    n_ops = len(R.SEARCH_SPACES[space])
+    model = R.SearchNetwork(3, SEARCH_C, 10, 3, space).train()
+    randomise_bn(model.stem)
+    alphas = R.Alphas(4, n_ops)
+    with torch.no_grad():
+        for p in alphas.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    t = search_initial_state(model, alphas)
+    x = torch.randn(4, 3, 8, 8)
+    y = torch.randint(0, 10, (4,))
+    w_opt = torch.optim.SGD(model.parameters(), lr=0.0375, momentum=0.9, weight_decay=0)
+    a_opt = R.alpha_optimizer(alphas.parameters(), "1.0")
+    params, free = R.space_groups(space)
+    # drops in both groups, on edges of every node; the last op of each group always kept
+    steps = [
+        (hand_masks(4, n_ops, {(0, 0): [params[0]], (2, 1): free[:-1], (3, 4): params[1:3]}),
+         hand_masks(4, n_ops, {(1, 2): [params[2], free[0]], (3, 0): params[:3]})),
+        (hand_masks(4, n_ops, {(0, 1): params[:2] + free[:-1], (1, 0): [params[3]]}),
+         hand_masks(4, n_ops, {(2, 3): [free[0]], (3, 2): [params[0], params[2]], (0, 0): [params[1]]})),
+    ]
+    param_names = [n for n, _ in model.named_parameters()]
+    t.update({"input": x, "labels": y.float()})
+    meta_steps = []
+    for s, (mn, mr) in enumerate(steps):
+        check_masks(mn, space)
+        check_masks(mr, space)
+        p = f"step.{s}."
+        for i in range(4):
+            t[p + f"mask.normal.{i}"] = mn[i]
+            t[p + f"mask.reduce.{i}"] = mr[i]
+        rec = R.search_step(model, alphas, w_opt, a_opt, x, y, mn, mr, compat="1.0")
+        for key in ("alpha_p2", "alpha_p4", "alpha_p5"):
+            for i in range(4):
+                t[p + f"{key}.normal.{i}"] = rec[key][i]
+                t[p + f"{key}.reduce.{i}"] = rec[key][4 + i]
+        for i in range(4):
+            for kind, off in (("normal", 0), ("reduce", 4)):
+                t[p + f"alpha_decay_mask.{kind}.{i}"] = rec["alpha_decay_mask"][off + i]
+                t[p + f"ratio.{kind}.{i}"] = rec["ratios"][off + i].float()
+                t[p + f"k.{kind}.{i}"] = rec["k"][off + i].float()
+        for key in ("loss_1", "loss_2", "norm_1", "norm_2"):
+            t[p + key] = scalar(rec[key])
+        meta_steps.append({"loss_1": rec["loss_1"], "loss_2": rec["loss_2"], "norm_1": rec["norm_1"],
+                           "norm_2": rec["norm_2"], "decay_selected": rec["decay_selected"]})
+    now = state(model)
+    t_final = prefixed(f"step.{len(steps) - 1}.param.", {n: now[n] for n in param_names})
+    files = [f"search_step_{space}.safetensors", f"search_step_{space}.1.safetensors"]
+    config = dict(SEARCH_CONFIG, space=space, ops=R.SEARCH_SPACES[space], seed=seed, batch=4,
+                  input_shape=list(x.shape), torch_compat="1.0",
+                  w_optimizer={"type": "SGD", "lr": 0.0375, "momentum": 0.9, "dampening": 0, "weight_decay": 0},
+                  a_optimizer={"type": "Adam as PyTorch 1.0", "lr": 3e-4, "betas": [0.5, 0.999], "eps": 1e-8,
+                               "weight_decay": 0},
+                  clip=3.0, w_decay=3e-4, a_decay=1e-3, steps=meta_steps, files=files, description=(
+        f"Two DropNAS one-level steps in the {space} space under PyTorch 1.0 (C={SEARCH_C}, 3 cells). "
+        "param.<path> / alpha.{normal,reduce}.<i>: the initial state (the search cells' BN buffers at "
+        "PyTorch's defaults); the other keys as in search_step.safetensors, except that the weights are "
+        f"stored after the last step only (step.{len(steps) - 1}.param.<path>, no BN buffers: in {files[1]})."))
+    save(out_dir, files[0], t, config)
+    save(out_dir, files[1], t_final, {"see": files[0], "files": files})
+
+
+# ----------------------------------------------------------------------------------------------
 # (f) two augment steps
 # ----------------------------------------------------------------------------------------------
 
@@ -668,6 +782,7 @@ def make_augment_step(out_dir, compat):
         meta_steps.append(vals)
     files = [fixture_name("augment_step", compat), fixture_name("augment_step.1", compat)]
     config = dict(AUGMENT_CONFIG, seed=seed, initial_state="augment_network.safetensors", aux_weight=0.4,
+                  n_params=R.count_params(model),
                   batch=4, n_droppath_masks=n_masks, torch_compat=compat,
                   aux_relu_inplace=compat == "1.0",
                   optimizer={"type": "SGD", "lr": 0.05, "momentum": 0.9, "dampening": 0, "weight_decay": 3e-4},
@@ -731,6 +846,8 @@ def main():
     make_param_counts(args.out)
     make_augment_network_imagenet(args.out)
     make_adam(args.out)
+    for space in SPACE_SEEDS:
+        make_search_step_space(args.out, space)
     for compat in R.COMPATS:
         make_search_step(args.out, compat)
         make_augment_step(args.out, compat)

@@ -63,7 +63,8 @@ fn check_op_case<B: DropnasAutodiffBackend, M: Module<B>>(
     let by_path = grads_by_path(&module, &grads);
     let prefix = format!("{case}.grad.");
     let mut checked = 0;
-    for key in fx.tensors.keys().filter(|k| k.starts_with(&prefix)) {
+    for key in fx.keys_with(&prefix) {
+        let key = &key;
         let path = &key[prefix.len()..];
         let g = by_path.get(path).unwrap_or_else(|| panic!("{case}: no gradient for {path}"));
         assert_close(key, g, fx.data(key), rtol, atol);
@@ -72,8 +73,8 @@ fn check_op_case<B: DropnasAutodiffBackend, M: Module<B>>(
     assert_eq!(checked, by_path.len(), "{case}: gradient count");
     let values = values_by_path(&module);
     let prefix = format!("{case}.after.");
-    for key in fx.tensors.keys().filter(|k| k.starts_with(&prefix)) {
-        assert_close(key, &values[&key[prefix.len()..]], fx.data(key), rtol, atol);
+    for key in fx.keys_with(&prefix) {
+        assert_close(&key, &values[&key[prefix.len()..]], fx.data(&key), rtol, atol);
     }
 }
 
@@ -101,6 +102,7 @@ pub fn every_op<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) {
     let reduce = FactorizedReduce::<B>::new(4, 6, true, &mut init);
     check_op_case(&fx, "factorized_reduce_4_6.s2", reduce, |m, x| m.forward(x), device, rtol);
     assert_eq!(cases, 20);
+    fx.assert_every_key_used();
 }
 
 fn masks_of(fx: &Fixture, prefix: &str) -> StepMasks {
@@ -151,7 +153,7 @@ pub fn search_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) 
     let grads = loss.backward();
     let by_path = grads_by_path(&model.net, &grads);
     let mut checked = 0;
-    for key in fx.tensors.keys().filter(|k| k.starts_with("grad.") && !k.starts_with("grad.alpha.")) {
+    for key in fx.keys_with("grad.").iter().filter(|k| !k.starts_with("grad.alpha.")) {
         let g = by_path.get(&key[5..]).unwrap_or_else(|| panic!("no gradient for {key}"));
         assert_close(key, g, fx.data(key), rtol, atol);
         checked += 1;
@@ -170,21 +172,33 @@ pub fn search_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64) 
             assert_close(&key, &alpha_grads[&format!("{t}.{i}")], fx.data(&key), rtol, atol / 10.0);
         }
     }
+    fx.assert_every_key_used();
 }
 
 #[test]
 fn augment_network_matches_pytorch_train_and_eval() {
+    let fx = Fixture::load("augment_network");
     for compat in TorchCompat::ALL {
-        augment_network::<Cpu>(&Default::default(), CPU_RTOL, compat);
+        augment_network_with::<Cpu>(&fx, &Default::default(), CPU_RTOL, compat);
     }
+    fx.assert_every_key_used();
 }
 
 /// The 3-cell augment network, whose auxiliary head reads the last cell: under PyTorch 1.0 the
 /// head's in-place ReLU reaches the final pooling (`output`), under `modern` not
 /// (`output.modern`).
 pub fn augment_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64, compat: TorchCompat) {
+    augment_network_with::<B>(&Fixture::load("augment_network"), device, rtol, compat);
+}
+
+/// [`augment_network`] on a loaded fixture (its gradients, stored for PyTorch 1.0: under 1.0).
+pub fn augment_network_with<B: DropnasAutodiffBackend>(
+    fx: &Fixture,
+    device: &B::Device,
+    rtol: f64,
+    compat: TorchCompat,
+) {
     let (device, atol) = (device.clone(), rtol / 10.0);
-    let fx = Fixture::load("augment_network");
     let cfg = AugmentNetworkConfig::new(32, 3, 4, 10, 3, true, named("dropnas-cifar10").unwrap());
     let net = cfg.init::<B>(&mut ParamInit::new(0, compat, &device));
     let (net, missing) = fx.load_into(net, "param.");
@@ -203,18 +217,71 @@ pub fn augment_network<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64,
     let (out, aux) = net.forward(x, &mut drop, true);
     assert!(drop.0.is_empty(), "every drop-path mask was used, in order");
     let key = for_compat("output", compat);
-    assert_close(&format!("{compat}: {key}"), &vec_of(out), fx.data(&key), rtol, atol);
-    assert_close("aux_output", &vec_of(aux.expect("aux logits")), fx.data("aux_output"), rtol, atol);
+    assert_close(&format!("{compat}: {key}"), &vec_of(out.clone()), fx.data(&key), rtol, atol);
+    let aux = aux.expect("aux logits");
+    assert_close("aux_output", &vec_of(aux.clone()), fx.data("aux_output"), rtol, atol);
     let values = values_by_path(&net);
-    for key in fx.tensors.keys().filter(|k| k.starts_with("after.")) {
+    let after = fx.keys_with("after.");
+    for key in &after {
         assert_close(key, &values[&key[6..]], fx.data(key), rtol, atol);
+    }
+    assert_eq!(after.len(), AUGMENT_BN_BUFFERS, "running statistics stored");
+    if compat == TorchCompat::V1_0 {
+        augment_network_gradients(fx, &net, rtol);
     }
 }
 
+/// The fixture's 3-cell augment network: its BatchNorm layers' running means and variances.
+const AUGMENT_BN_BUFFERS: usize = 82;
+
+/// The gradients of `CE + 0.4 CE_aux` for every parameter of the augment network, the auxiliary
+/// head's 128->768 convolution whole (rebuilt from the reference's two factors).
+fn augment_network_gradients<B: DropnasAutodiffBackend>(fx: &Fixture, net: &crate::AugmentNetwork<B>, rtol: f64) {
+    let x: Tensor<B, 4> = fx.tensor("grad_input", &net.linear.weight.device());
+    let device = x.device();
+    let n_masks = fx.config["n_droppath_masks"].as_u64().unwrap() as usize;
+    let masks = (0..n_masks).map(|k| fx.data(&format!("grad_droppath.{k}")).to_vec()).collect();
+    let mut drop = FixedDropPath(masks);
+    // running statistics do not enter a train-mode forward: the network after the first one will do
+    let (out, aux) = net.forward(x, &mut drop, true);
+    assert!(drop.0.is_empty(), "every drop-path mask was used");
+    let aux = aux.expect("aux logits");
+    let labels: Vec<i64> = fx.data("labels").iter().map(|&v| v as i64).collect();
+    let y = Tensor::<B, 1, burn::tensor::Int>::from_data(TensorData::new(labels.clone(), [labels.len()]), &device);
+    let ce = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
+    let loss = ce.forward(out, y.clone()) + ce.forward(aux, y).mul_scalar(0.4);
+    assert_close("loss", &vec_of(loss.clone()), fx.data("loss"), rtol, rtol / 10.0);
+    let by_path = grads_by_path(net, &loss.backward());
+    let keys = fx.keys_with("grad.");
+    for key in &keys {
+        let g = by_path.get(&key[5..]).unwrap_or_else(|| panic!("no gradient for {key}"));
+        assert_close(key, g, fx.data(key), rtol, rtol / 10.0);
+    }
+    // every parameter has a gradient: the stored ones and the generated weight
+    assert_eq!(keys.len() + 1, by_path.len(), "gradients compared");
+    let path = "aux_head.conv2.weight";
+    let input = fx.data(&format!("grad_factor.input.{path}"));
+    let gout = fx.data(&format!("grad_factor.gout.{path}"));
+    let (n, outs) = (labels.len(), gout.len() / labels.len());
+    let per_out = input.len() / n;
+    let want: Vec<f32> = (0..outs * per_out)
+        .map(|j| {
+            let (o, i) = (j / per_out, j % per_out);
+            (0..n).map(|b| gout[b * outs + o] as f64 * input[b * per_out + i] as f64).sum::<f64>() as f32
+        })
+        .collect();
+    let got = by_path.get(path).expect("a gradient for the generated weight");
+    assert_eq!(got.len(), 768 * 128 * 4, "{path}: the whole tensor");
+    assert_close(&format!("grad.{path}"), got, &want, rtol, rtol / 10.0);
+}
+
+/// The forward half of the ImageNet fixture (its owner, with the loss and the gradients, is
+/// `dropnas_train::reference::imagenet_loss_and_gradients_match_pytorch`).
 #[test]
 fn imagenet_network_matches_pytorch_train_and_eval() {
+    let fx = Fixture::load("augment_network_imagenet");
     for compat in TorchCompat::ALL {
-        augment_network_imagenet::<Cpu>(&Default::default(), CPU_RTOL, compat);
+        augment_network_imagenet_with::<Cpu>(&fx, &Default::default(), CPU_RTOL, compat);
     }
 }
 
@@ -242,9 +309,18 @@ pub fn imagenet_fixture_network<B: DropnasAutodiffBackend>(
 }
 
 pub fn augment_network_imagenet<B: DropnasAutodiffBackend>(device: &B::Device, rtol: f64, compat: TorchCompat) {
+    augment_network_imagenet_with::<B>(&Fixture::load("augment_network_imagenet"), device, rtol, compat);
+}
+
+/// [`augment_network_imagenet`] on a loaded fixture.
+pub fn augment_network_imagenet_with<B: DropnasAutodiffBackend>(
+    fx: &Fixture,
+    device: &B::Device,
+    rtol: f64,
+    compat: TorchCompat,
+) {
     let atol = rtol / 10.0;
-    let fx = Fixture::load("augment_network_imagenet");
-    let (net, x) = imagenet_fixture_network::<B>(&fx, device, compat);
+    let (net, x) = imagenet_fixture_network::<B>(fx, device, compat);
     let (eval, aux) = net.valid().forward(x.clone().inner(), &mut NoDropPath, false);
     assert!(aux.is_none());
     assert_close("eval_output", &vec_of(eval), fx.data("eval_output"), rtol, atol);
@@ -254,13 +330,15 @@ pub fn augment_network_imagenet<B: DropnasAutodiffBackend>(device: &B::Device, r
     assert_close(&format!("{compat}: {key}"), &vec_of(out), fx.data(&key), rtol, atol);
     assert_close("aux_output", &vec_of(aux.expect("aux logits")), fx.data("aux_output"), rtol, atol);
     let values = values_by_path(&net);
-    let mut checked = 0;
-    for key in fx.tensors.keys().filter(|k| k.starts_with("after.")) {
+    let after = fx.keys_with("after.");
+    for key in &after {
         assert_close(key, &values[&key[6..]], fx.data(key), rtol, atol);
-        checked += 1;
     }
-    assert!(checked > 20, "running statistics checked: {checked}");
+    assert_eq!(after.len(), IMAGENET_BN_BUFFERS, "running statistics stored");
 }
+
+/// The ImageNet fixture network's BatchNorm running means and variances.
+const IMAGENET_BN_BUFFERS: usize = 62;
 
 /// `aux_head.conv2.weight` is too large for a fixture; the reference generates it.
 pub fn with_generated_aux_weight<Bk: burn::tensor::backend::Backend>(

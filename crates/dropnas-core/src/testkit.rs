@@ -61,12 +61,52 @@ pub fn for_compat(base: &str, compat: crate::TorchCompat) -> String {
 pub struct Fixture {
     pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
     pub config: serde_json::Value,
+    /// The files read, in order (the first names the fixture in [`UNUSED_KEYS`]).
+    files: Vec<String>,
+    /// The keys read so far, for [`Fixture::assert_every_key_used`].
+    used: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
+
+/// Every fixture file and the test that reads it whole (calls [`Fixture::assert_every_key_used`]):
+/// a file added to `tools/fixtures` without an owner here fails `every_fixture_file_has_an_owner`.
+pub const FIXTURE_OWNERS: &[(&str, &str)] = &[
+    ("ops.safetensors", "dropnas-core reference::every_op_matches_pytorch_forward_and_backward"),
+    ("search_network.safetensors", "dropnas-core reference::search_network_matches_pytorch_under_masks"),
+    ("search_network.grad.safetensors", "dropnas-core reference::search_network_matches_pytorch_under_masks"),
+    ("augment_network.safetensors", "dropnas-core reference::augment_network_matches_pytorch_train_and_eval"),
+    ("augment_network.grad.safetensors", "dropnas-core reference::augment_network_matches_pytorch_train_and_eval"),
+    ("augment_network_imagenet.safetensors", "dropnas-train reference::imagenet_loss_and_gradients_match_pytorch"),
+    ("adam.safetensors", "dropnas-search alpha_adam::tests::both_settings_match_the_reference"),
+    ("search_step.safetensors", "dropnas-search reference::two_dropnas_steps_match_pytorch_phase_by_phase"),
+    ("search_step.1.safetensors", "dropnas-search reference::two_dropnas_steps_match_pytorch_phase_by_phase"),
+    ("search_step.modern.safetensors", "dropnas-search reference::two_dropnas_steps_match_pytorch_phase_by_phase"),
+    ("search_step.1.modern.safetensors", "dropnas-search reference::two_dropnas_steps_match_pytorch_phase_by_phase"),
+    ("search_step_1-skip.safetensors", "dropnas-search reference::steps_in_the_skip_spaces_match_pytorch"),
+    ("search_step_1-skip.1.safetensors", "dropnas-search reference::steps_in_the_skip_spaces_match_pytorch"),
+    ("search_step_3-skip.safetensors", "dropnas-search reference::steps_in_the_skip_spaces_match_pytorch"),
+    ("search_step_3-skip.1.safetensors", "dropnas-search reference::steps_in_the_skip_spaces_match_pytorch"),
+    ("augment_step.safetensors", "dropnas-train reference::two_augment_steps_match_pytorch"),
+    ("augment_step.1.safetensors", "dropnas-train reference::two_augment_steps_match_pytorch"),
+    ("augment_step.modern.safetensors", "dropnas-train reference::two_augment_steps_match_pytorch"),
+    ("augment_step.1.modern.safetensors", "dropnas-train reference::two_augment_steps_match_pytorch"),
+    ("param_counts.json", "dropnas-core reference::parameter_counts_equal_pytorch"),
+];
+
+/// The one list of fixture keys that no test compares, with the reason: `(fixture, key pattern,
+/// reason)`, where the fixture is the first file's name without `.safetensors` and a pattern
+/// ending in `*` matches every key with that prefix. Any other key a test loads and does not read
+/// fails [`Fixture::assert_every_key_used`].
+pub const UNUSED_KEYS: &[(&str, &str, &str)] = &[];
 
 impl Fixture {
     /// Loads `tools/fixtures/<name>.safetensors` and the continuation files it lists.
     pub fn load(name: &str) -> Self {
-        let mut fx = Self { tensors: HashMap::new(), config: serde_json::Value::Null };
+        let mut fx = Self {
+            tensors: HashMap::new(),
+            config: serde_json::Value::Null,
+            files: Vec::new(),
+            used: Default::default(),
+        };
         fx.add_file(&format!("{name}.safetensors"));
         let extra: Vec<String> = fx.config["files"]
             .as_array()
@@ -80,6 +120,7 @@ impl Fixture {
 
     /// Merges another fixture file's tensors (its config is ignored).
     pub fn add_file(&mut self, file: &str) {
+        self.files.push(file.to_string());
         let path = fixtures_dir().join(file);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("safetensors header");
@@ -99,12 +140,52 @@ impl Fixture {
         self.tensors.contains_key(key)
     }
 
+    /// The values of `key` (marked as used).
     pub fn data(&self, key: &str) -> &[f32] {
-        &self.tensors.get(key).unwrap_or_else(|| panic!("fixture key `{key}` missing")).1
+        self.get(key).unwrap_or_else(|| panic!("fixture key `{key}` missing"))
+    }
+
+    /// The values of `key` if present (marked as used).
+    pub fn get(&self, key: &str) -> Option<&[f32]> {
+        let (_, data) = self.tensors.get(key)?;
+        self.used.borrow_mut().insert(key.to_string());
+        Some(data)
+    }
+
+    /// The keys starting with `prefix`, sorted.
+    pub fn keys_with(&self, prefix: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self.tensors.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Fails unless every key of the fixture was read, or is listed in [`UNUSED_KEYS`]: a key
+    /// the generator writes and no test compares is a check that silently went missing.
+    pub fn assert_every_key_used(&self) {
+        let name = self.files.first().map(|f| f.trim_end_matches(".safetensors")).unwrap_or_default();
+        let used = self.used.borrow();
+        let listed = |key: &str| {
+            UNUSED_KEYS.iter().any(|(fx, pattern, _)| {
+                *fx == name
+                    && match pattern.strip_suffix('*') {
+                        Some(prefix) => key.starts_with(prefix),
+                        None => key == *pattern,
+                    }
+            })
+        };
+        let mut unread: Vec<&String> = self.tensors.keys().filter(|k| !used.contains(*k) && !listed(k)).collect();
+        unread.sort();
+        assert!(
+            unread.is_empty(),
+            "fixture {name}: {} keys neither compared nor listed in testkit::UNUSED_KEYS: {:?}",
+            unread.len(),
+            &unread[..unread.len().min(20)]
+        );
     }
 
     pub fn tensor<B: Backend, const D: usize>(&self, key: &str, device: &B::Device) -> Tensor<B, D> {
         let (shape, data) = self.tensors.get(key).unwrap_or_else(|| panic!("fixture key `{key}` missing"));
+        self.used.borrow_mut().insert(key.to_string());
         assert_eq!(shape.len(), D, "{key}: rank");
         Tensor::from_data(TensorData::new(data.clone(), shape.clone()), device)
     }
@@ -134,6 +215,7 @@ impl Fixture {
                     self.missing.push(key);
                     return Param::from_mapped_value(id, tensor, mapper);
                 };
+                self.fx.used.borrow_mut().insert(key.clone());
                 let device = tensor.device();
                 let require_grad = tensor.is_require_grad();
                 let mut value: Tensor<B, D> = Tensor::from_data(TensorData::new(data.clone(), shape.clone()), &device);
@@ -236,4 +318,80 @@ pub fn assert_close(name: &str, actual: &[f32], expected: &[f32], rtol: f64, ato
         }
     }
     worst.0
+}
+
+/// Asserts that a step moved a tensor as the reference's step did: our change `after - before`
+/// against the reference's `ref_after - ref_before`, elementwise within `rtol` times the
+/// reference change's largest magnitude, plus the float32 rounding of the four values (a few
+/// ulps of the larger value) and an absolute floor of 1e-7. The whole-tensor check of [`assert_close`] cannot see a change
+/// smaller than its tolerance (a BatchNorm weight moved by 4e-6 against 5e-6): this one fails
+/// when a step forgets to update such a tensor.
+/// Returns the largest error relative to the tolerance (at most 1).
+pub fn assert_moved(
+    name: &str,
+    (before, after): (&[f32], &[f32]),
+    (ref_before, ref_after): (&[f32], &[f32]),
+    rtol: f64,
+) -> f64 {
+    assert_eq!(before.len(), ref_after.len(), "{name}: length");
+    assert_eq!(after.len(), ref_after.len(), "{name}: length");
+    assert_eq!(ref_before.len(), ref_after.len(), "{name}: length");
+    let change = |b: f32, a: f32| a as f64 - b as f64;
+    let scale = ref_before.iter().zip(ref_after).fold(0.0f64, |m, (&b, &a)| m.max(change(b, a).abs()));
+    let mut worst = 0.0f64;
+    for i in 0..after.len() {
+        let (ours, theirs) = (change(before[i], after[i]), change(ref_before[i], ref_after[i]));
+        let magnitude =
+            [before[i], after[i], ref_before[i], ref_after[i]].iter().fold(0.0f64, |m, &v| m.max(v.abs() as f64));
+        let tol = rtol * scale + ROUNDING_ULPS * f32::EPSILON as f64 * magnitude + MOVE_ATOL;
+        let err = (ours - theirs).abs();
+        if err > tol || err.is_nan() {
+            panic!(
+                "{name}[{i}]: moved by {ours:.4e}, the reference by {theirs:.4e} (|diff| {err:.3e} > {tol:.1e}; \
+                 the reference's largest change {scale:.3e})"
+            );
+        }
+        worst = worst.max(err / tol.max(f64::MIN_POSITIVE));
+    }
+    worst
+}
+
+/// The float32 rounding allowed per element in [`assert_moved`], in ulps of the largest value:
+/// each of the four values is rounded by half an ulp.
+const ROUNDING_ULPS: f64 = 4.0;
+
+/// The absolute floor of [`assert_moved`]: running means of near-zero activations (a dropped
+/// path's BatchNorm, say) move by float32 noise of up to 1e-8, in either implementation (the whole-tensor check's floor).
+const MOVE_ATOL: f64 = 1e-7;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of issue 16: a BatchNorm weight of about 1 moved by 3.8e-6, under the
+    /// whole-tensor tolerance; a step that forgot it is caught, one that did it is not.
+    #[test]
+    fn a_change_under_the_value_tolerance_is_still_compared() {
+        let before = [1.02f32, 0.97, 1.1];
+        let moved: Vec<f32> = before.iter().map(|v| v - 3.8e-6).collect();
+        assert_close("whole tensor", &before, &moved, 1e-5, 1e-7);
+        assert!(assert_moved("moved", (&before, &moved), (&before, &moved), 1e-3) <= 1.0);
+        let forgot = std::panic::catch_unwind(|| assert_moved("forgot", (&before, &before), (&before, &moved), 1e-3));
+        assert!(forgot.is_err(), "an unmoved tensor passed");
+    }
+
+    #[test]
+    fn every_fixture_file_has_an_owner() {
+        let mut files: Vec<String> = std::fs::read_dir(fixtures_dir())
+            .expect("tools/fixtures")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        for f in &files {
+            assert!(FIXTURE_OWNERS.iter().any(|(o, _)| o == f), "fixture {f} has no owning test in FIXTURE_OWNERS");
+        }
+        for (o, _) in FIXTURE_OWNERS {
+            assert!(files.iter().any(|f| f == o), "FIXTURE_OWNERS names {o}, which tools/fixtures lacks");
+        }
+    }
 }

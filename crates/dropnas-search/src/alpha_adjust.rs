@@ -68,10 +68,27 @@ impl<B: Backend> KeptMass<B> {
     /// Adds `k` to the kept alphas of every edge with a dropped op, so that their share of the
     /// probability mass is again what it was [`before`](Self::before) the step.
     pub fn restore(&self, alphas: Alphas<B>) -> Alphas<B> {
+        self.restore_with_shift(alphas).0
+    }
+
+    /// [`restore`](Self::restore), and the shift `k` it added per edge (`[edges, 1]`, 0 on edges
+    /// without a dropped op).
+    pub fn restore_with_shift(&self, alphas: Alphas<B>) -> (Alphas<B>, Tensor<B, 2>) {
         let (u, r) = self.sums(&alphas);
         let k = (self.kept_over_dropped.clone() * r / u).log() * self.has_drop.clone();
-        let adjusted = alphas.cell_matrix(self.cell).detach() + k * self.keep.clone();
-        alphas.set_cell_matrix(self.cell, adjusted)
+        let adjusted = alphas.cell_matrix(self.cell).detach() + k.clone() * self.keep.clone();
+        (alphas.set_cell_matrix(self.cell, adjusted), k)
+    }
+
+    /// The kept share of each edge's probability mass before the step, `ratio_e = U0 / (U0 + R0)`
+    /// (`[edges, 1]`; 1 on edges without a dropped op).
+    pub fn ratio(&self) -> Tensor<B, 2> {
+        let q = self.kept_over_dropped.clone();
+        q.clone() / (q + 1.0) * self.has_drop.clone() + self.no_drop.clone()
+    }
+
+    pub fn cell(&self) -> CellType {
+        self.cell
     }
 }
 

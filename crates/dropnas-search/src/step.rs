@@ -122,6 +122,20 @@ pub struct StepReport<B: Backend> {
     /// The weight tensors that took part (partial decay's candidates) and whether each was
     /// selected (1) or not (0), on the device.
     pub decay_flags: Vec<(ParamId, Tensor<B, 1>)>,
+    /// Each alpha tensor's partial-decay mask (1 where `|grad of loss_1| > 1e-7`), on the device.
+    pub alpha_decay_masks: Vec<(ParamId, Tensor<B, 2>)>,
+    /// The alpha adjustment of each cell type with a dropped op, on the host, when the schedule
+    /// asks for the alphas (tests).
+    pub adjustments: Option<Vec<Adjustment>>,
+}
+
+/// One cell type's alpha adjustment: per edge, the kept share before the step and the shift
+/// added to its kept alphas.
+#[derive(Debug, Clone)]
+pub struct Adjustment {
+    pub cell: CellType,
+    pub ratio: Vec<f32>,
+    pub k: Vec<f32>,
 }
 
 /// The same numbers, on the host.
@@ -260,8 +274,14 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
     let alphas_after_phase_2 = sched.record_alphas.then(|| both_rows(&alphas));
 
     // 5. Alpha adjustment: restore each edge's kept probability mass.
+    let mut adjustments = sched.record_alphas.then(Vec::new);
     for mass in kept_mass.iter().flatten() {
-        alphas = mass.restore(alphas);
+        let (adjusted, k) = mass.restore_with_shift(alphas);
+        alphas = adjusted;
+        if let Some(list) = adjustments.as_mut() {
+            let host = |t: Tensor<B, 2>| t.into_data().convert::<f32>().into_vec::<f32>().expect("f32");
+            list.push(Adjustment { cell: mass.cell(), ratio: host(mass.ratio()), k: host(k) });
+        }
     }
 
     let report = StepReport {
@@ -271,6 +291,8 @@ pub fn dropnas_step<B: DropnasAutodiffBackend>(
         alphas_after_phase_2,
         alphas_after_adjust: sched.record_alphas.then(|| both_rows(&alphas)),
         decay_flags,
+        alpha_decay_masks: alpha_masks,
+        adjustments,
     };
     (Supernet { net, alphas }, report)
 }

@@ -8,11 +8,10 @@
 use crate::augment::{AugmentSettings, augment_step, sgd};
 #[cfg(test)]
 use burn::backend::{Autodiff, Flex};
-use burn::module::Module;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use dropnas_core::drop_path::FixedDropPath;
 use dropnas_core::genotype::named::named;
-use dropnas_core::testkit::{Fixture, assert_close, for_compat, values_by_path};
+use dropnas_core::testkit::{Fixture, assert_close, assert_moved, for_compat, values_by_path};
 use dropnas_core::{AugmentNetworkConfig, ParamInit, TorchCompat};
 
 /// The CPU backend: agreement to 1e-5 relative; GPU backends to 1e-4 (see the bottom).
@@ -37,16 +36,40 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
     let (net, missing) = init.load_into(net, "param.");
     assert_eq!(missing, vec!["param.aux_head.conv2.weight".to_string()]);
     let mut net = dropnas_core::reference::with_generated_aux_weight(net);
+    let n_params = fx.config["n_params"].as_u64().expect("config: n_params") as usize;
+    // trainable parameters (Burn's num_params counts the BatchNorm running statistics too)
+    let infos = dropnas_core::params::param_infos::<B, _>(&net);
+    let trainable: usize = infos.iter().filter(|p| !p.is_running_stat).map(|p| p.numel()).sum();
+    assert_eq!(trainable, n_params, "the fixture network's parameter count");
+    assert_eq!(infos.iter().filter(|p| !p.is_running_stat).count(), AUGMENT_PARAMS, "parameter tensors");
+    assert_eq!(infos.len(), AUGMENT_STATE, "parameter and buffer tensors");
     let initial_aux = values_by_path(&net)["aux_head.conv2.weight"].clone();
     let settings = AugmentSettings::default();
+    let optimizer = &fx.config["optimizer"];
+    for (name, ours) in [("lr", settings.lr), ("momentum", settings.momentum), ("weight_decay", settings.weight_decay)]
+    {
+        let want = optimizer[name].as_f64().unwrap_or_else(|| panic!("config: optimizer.{name}"));
+        assert_eq!(ours, want, "the fixture's optimizer {name}");
+    }
     let mut optim = sgd::<B>(&settings);
     let x: Tensor<B, 4> = fx.tensor("input", &device);
     let labels: Vec<i64> = fx.data("labels").iter().map(|&v| v as i64).collect();
     let n = labels.len();
     let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [n]), &device);
+    // the state before each step, ours and the reference's (the reference stores the parameters
+    // after step 0, not the BatchNorm buffers: for those its "before" is ours)
+    let mut before = values_by_path(&net);
+    let mut ref_before: std::collections::HashMap<String, Vec<f32>> = before
+        .keys()
+        .map(|path| {
+            let key = format!("param.{path}");
+            (path.clone(), init.get(&key).map(<[f32]>::to_vec).unwrap_or_else(|| before[path].clone()))
+        })
+        .collect();
+    let n_masks = fx.config["n_droppath_masks"].as_u64().expect("config: n_droppath_masks") as usize;
     for s in 0..2 {
-        let masks =
-            (0..).map_while(|k| fx.tensors.get(&format!("step.{s}.droppath.{k}")).map(|t| t.1.clone())).collect();
+        let masks = (0..n_masks).map(|k| fx.data(&format!("step.{s}.droppath.{k}")).to_vec()).collect();
+        assert!(!fx.has(&format!("step.{s}.droppath.{n_masks}")), "step {s}: more masks than n_droppath_masks");
         let mut drop = FixedDropPath(masks);
         let (next, report) =
             augment_step(net, &mut optim, x.clone(), y.clone(), &mut drop, 0.4, 3.0, settings.lr, 0.0, None);
@@ -64,12 +87,30 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
         }
         let values = values_by_path(&net);
         let prefix = format!("step.{s}.param.");
-        let mut checked = 0;
-        for key in fx.tensors.keys().filter(|k| k.starts_with(&prefix)) {
-            assert_close(key, &values[&key[prefix.len()..]], fx.data(key), rtol, 1e-7);
-            checked += 1;
+        let keys = fx.keys_with(&prefix);
+        let mut worst_move = 0.0f64;
+        for key in &keys {
+            let path = &key[prefix.len()..];
+            let theirs = fx.data(key);
+            assert_close(key, &values[path], theirs, rtol, 1e-7);
+            let moved = assert_moved(
+                key,
+                (&before[path], &values[path]),
+                (&ref_before[path], theirs),
+                MOVE_RTOL_PER_RTOL * rtol,
+            );
+            worst_move = worst_move.max(moved);
+            ref_before.insert(path.to_string(), theirs.to_vec());
         }
-        assert!(checked > 50, "compared {checked}");
+        eprintln!("{compat} augment step {s}: worst change error {worst_move:.3} of the tolerance");
+        // every parameter after step 0; parameters and BatchNorm buffers after step 1 (the
+        // generated auxiliary weight apart, checked below)
+        assert_eq!(keys.len(), if s == 0 { AUGMENT_PARAMS - 1 } else { AUGMENT_STATE - 1 }, "step {s}: tensors stored");
+        for (path, v) in &values {
+            if !keys.iter().any(|k| &k[prefix.len()..] == path) {
+                ref_before.insert(path.clone(), v.clone());
+            }
+        }
         // the generated weight: its first 16 output channels, and per-channel sums of the change
         let w = &values["aux_head.conv2.weight"];
         let per_out = w.len() / 768;
@@ -93,9 +134,18 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
             1e-4,
             1e-7,
         );
+        before = values;
     }
-    let _ = net.num_params();
+    fx.assert_every_key_used();
 }
+
+/// The 3-cell augment network's parameter tensors, and its tensors with the BatchNorm buffers.
+const AUGMENT_PARAMS: usize = 156;
+const AUGMENT_STATE: usize = 238;
+
+/// The tolerance on a step's change, in units of the value tolerance (see
+/// `dropnas_search::reference`).
+const MOVE_RTOL_PER_RTOL: f64 = 100.0;
 
 #[test]
 fn imagenet_loss_and_gradients_match_pytorch() {
@@ -109,6 +159,10 @@ pub fn imagenet_loss_and_gradients<B: dropnas_core::DropnasAutodiffBackend>(devi
     use crate::loss::smoothed_cross_entropy;
     use dropnas_core::drop_path::NoDropPath;
     let fx = Fixture::load("augment_network_imagenet");
+    // the forward half (both settings), then the loss and the gradients
+    for compat in TorchCompat::ALL {
+        dropnas_core::reference::augment_network_imagenet_with::<B>(&fx, device, rtol, compat);
+    }
     let (net, x) = dropnas_core::reference::imagenet_fixture_network::<B>(&fx, device, TorchCompat::V1_0);
     let labels: Vec<i64> = fx.data("labels").iter().map(|&v| v as i64).collect();
     let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [2]), device);
@@ -125,13 +179,17 @@ pub fn imagenet_loss_and_gradients<B: dropnas_core::DropnasAutodiffBackend>(devi
         assert!((got - want).abs() <= rtol * want.abs(), "{name}: {got} vs {want}");
     }
     let by_path = dropnas_core::testkit::grads_by_path(&net, &grads);
-    let mut checked = 0;
-    for key in fx.tensors.keys().filter(|k| k.starts_with("grad.")) {
+    let keys = fx.keys_with("grad.");
+    for key in &keys {
         let got = by_path.get(&key[5..]).unwrap_or_else(|| panic!("{key}: no gradient"));
         assert_close(key, got, fx.data(key), rtol, 1e-7);
-        checked += 1;
     }
-    assert!(checked >= 20, "gradients compared: {checked}");
+    // the parameters under the stored prefixes (stems, first preprocessing, auxiliary head but its
+    // generated weight, classifier)
+    let prefixes = ["stem0.", "stem.", "cells.0.preproc0.", "aux_head.", "linear."];
+    let expected = by_path.keys().filter(|p| prefixes.iter().any(|x| p.starts_with(x))).count() - 1;
+    assert_eq!(keys.len(), expected, "gradients compared");
+    fx.assert_every_key_used();
 }
 
 /// DARTS V2 in the full mobile setting (14 cells x 48 channels, 1000 classes, the auxiliary
