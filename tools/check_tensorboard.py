@@ -10,8 +10,8 @@ run as it goes; `RUN_DIR/tb/` for folders that `dropnas report` filled from metr
 TensorBoard's EventAccumulator (the loader behind `tensorboard --logdir`, which also checks the
 records' CRCs) and compares its scalars with metrics.jsonl: `train/loss`, `train/top1`,
 `train/top5` at every step's global step, `train/lr` at the first step of every epoch,
-`val/loss`, `val/top1`, `val/top5` (augment runs) at the global step that ends the epoch, and the
-loss terms (`train/ce`, `train/reg`, `train/ce_aux`) where the run has them.
+`val/loss`, `val/top1`, `val/top5` (augment runs) and the collapse monitor's `search/*` (searches)
+at the global step that ends the epoch, and the loss terms (`train/ce`, `train/reg`, `train/ce_aux`) where the run has them.
 
 --live mode: starts `DROPNAS ARGS` (a search or augment command; its --out-dir and --name give the
 run folder), and while it runs keeps ONE accumulator reloading the run folder, as a TensorBoard
@@ -69,7 +69,18 @@ def expected_scalars(metrics_path, terms):
     spe = max((s["step"] + 1 for s in steps), default=1)
     for e in epochs:
         step = last_step[e["epoch"]] + 1 if e["epoch"] in last_step else e["epoch"] * spe
-        for tag, key in (("val/loss", "val_loss"), ("val/top1", "val_top1"), ("val/top5", "val_top5")):
+        epoch_tags = (
+            ("val/loss", "val_loss"),
+            ("val/top1", "val_top1"),
+            ("val/top5", "val_top5"),
+            # the collapse monitor of searches
+            ("search/skip_count", "skip_connects_normal"),
+            ("search/skip_count_reduce", "skip_connects_reduce"),
+            ("search/alpha_entropy", "alpha_entropy_normal"),
+            ("search/alpha_entropy_reduce", "alpha_entropy_reduce"),
+            ("search/param_free_share", "param_free_normal"),
+        )
+        for tag, key in epoch_tags:
             if e.get(key) is not None:
                 want.setdefault(tag, []).append((step, e[key]))
     return {t: v for t, v in want.items() if v}
