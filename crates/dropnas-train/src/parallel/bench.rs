@@ -21,6 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 
 /// Seconds per step of peer 0 (after `warmup` untimed steps) and the all-reduce's share.
+#[allow(clippy::too_many_arguments)]
 pub fn bench_augment_peers<B: DropnasAutodiffBackend>(
     genotype: Genotype,
     compat: TorchCompat,
