@@ -320,6 +320,38 @@ pub fn assert_close(name: &str, actual: &[f32], expected: &[f32], rtol: f64, ato
     worst.0
 }
 
+/// The tolerance on a step's change, in units of the value tolerance: the change is a difference
+/// of two float32 states, each within `rtol` of the reference, but its own error is that of one
+/// step's arithmetic, far under the states' magnitude.
+pub const MOVE_RTOL_PER_RTOL: f64 = 100.0;
+
+/// Compares the tensors a step fixture stores under `prefix` (`step.<s>.param.`) with ours
+/// (`values`, by path): each whole within `rtol`, and its change since `before` against the
+/// reference's change since `ref_before` ([`assert_moved`]); then makes the reference's values
+/// the next step's `ref_before`. Returns the keys stored and the largest change error relative
+/// to its tolerance.
+pub fn assert_step_state(
+    fx: &Fixture,
+    prefix: &str,
+    values: &HashMap<String, Vec<f32>>,
+    before: &HashMap<String, Vec<f32>>,
+    ref_before: &mut HashMap<String, Vec<f32>>,
+    rtol: f64,
+) -> (Vec<String>, f64) {
+    let keys = fx.keys_with(prefix);
+    let mut worst_move = 0.0f64;
+    for key in &keys {
+        let path = &key[prefix.len()..];
+        let theirs = fx.data(key);
+        assert_close(key, &values[path], theirs, rtol, 1e-7);
+        let moved =
+            assert_moved(key, (&before[path], &values[path]), (&ref_before[path], theirs), MOVE_RTOL_PER_RTOL * rtol);
+        worst_move = worst_move.max(moved);
+        ref_before.insert(path.to_string(), theirs.to_vec());
+    }
+    (keys, worst_move)
+}
+
 /// Asserts that a step moved a tensor as the reference's step did: our change `after - before`
 /// against the reference's `ref_after - ref_before`, elementwise within `rtol` times the
 /// reference change's largest magnitude, plus the float32 rounding of the four values (a few

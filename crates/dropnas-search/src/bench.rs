@@ -189,12 +189,7 @@ pub fn bench_search_peers<B: DropnasAutodiffBackend>(
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a peer failed".into()))).collect()
     });
-    let mut results = results.into_iter();
-    let (times, in_reduce) = results.next().expect("one peer at least")?;
-    for r in results {
-        r?;
-    }
-    let total: f64 = times.iter().sum();
+    let (times, share) = dropnas_train::parallel::bench::peer_times(results)?;
     let (median_s, min_s, max_s) = summarize(times);
     Ok(BenchResult {
         median_s,
@@ -203,6 +198,6 @@ pub fn bench_search_peers<B: DropnasAutodiffBackend>(
         peak_rss_mib: peak_rss_mib(),
         steps: cfg.steps,
         peers: Some(peers),
-        all_reduce_share: Some(in_reduce / total.max(1e-12)),
+        all_reduce_share: Some(share),
     })
 }

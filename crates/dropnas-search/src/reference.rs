@@ -11,7 +11,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use dropnas_core::alphas::CellType;
 use dropnas_core::dropout::{CellMask, StepMasks};
 use dropnas_core::params::param_infos;
-use dropnas_core::testkit::{Fixture, assert_close, assert_moved, for_compat, values_by_path};
+use dropnas_core::testkit::{Fixture, assert_close, assert_step_state, for_compat, values_by_path};
 use dropnas_core::{ParamInit, SearchNetworkConfig, SearchSpace, Supernet, TorchCompat};
 use std::collections::BTreeSet;
 
@@ -209,21 +209,7 @@ pub fn steps_in_space<B: dropnas_core::DropnasAutodiffBackend>(
 
         let values = values_by_path(&model.net);
         let prefix = format!("step.{s}.param.");
-        let keys = fx.keys_with(&prefix);
-        let mut worst_move = 0.0f64;
-        for key in &keys {
-            let path = &key[prefix.len()..];
-            let theirs = fx.data(key);
-            assert_close(key, &values[path], theirs, rtol, 1e-7);
-            let moved = assert_moved(
-                key,
-                (&before[path], &values[path]),
-                (&ref_before[path], theirs),
-                MOVE_RTOL_PER_RTOL * rtol,
-            );
-            worst_move = worst_move.max(moved);
-            ref_before.insert(path.to_string(), theirs.to_vec());
-        }
+        let (keys, worst_move) = assert_step_state(fx, &prefix, &values, &before, &mut ref_before, rtol);
         eprintln!("{s_name}: worst change error {worst_move:.3} of the tolerance");
         let expected = if s + 1 == steps { counts[1] } else { counts[0] };
         assert_eq!(keys.len(), expected, "{s_name}: tensors stored");
@@ -245,11 +231,6 @@ pub fn steps_in_space<B: dropnas_core::DropnasAutodiffBackend>(
 
 /// The absolute rounding allowed on the alpha adjustment's shift `k` (see its comparison).
 const K_ATOL: f64 = 3e-7;
-
-/// The tolerance on a step's change, in units of the value tolerance: the change is a difference
-/// of two float32 states, each within `rtol` of the reference, but its own error is that of one
-/// step's arithmetic, far under the states' magnitude.
-const MOVE_RTOL_PER_RTOL: f64 = 100.0;
 
 /// The same two steps on every GPU backend compiled in, held to 1e-4 relative.
 #[cfg(all(test, any(feature = "wgpu", feature = "cuda")))]

@@ -11,7 +11,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use dropnas_core::drop_path::FixedDropPath;
 use dropnas_core::genotype::named::named;
-use dropnas_core::testkit::{Fixture, assert_close, assert_moved, for_compat, values_by_path};
+use dropnas_core::testkit::{Fixture, assert_close, assert_step_state, for_compat, values_by_path};
 use dropnas_core::{AugmentNetworkConfig, ParamInit, TorchCompat};
 
 /// The CPU backend: agreement to 1e-5 relative; GPU backends to 1e-4 (see the bottom).
@@ -87,21 +87,7 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
         }
         let values = values_by_path(&net);
         let prefix = format!("step.{s}.param.");
-        let keys = fx.keys_with(&prefix);
-        let mut worst_move = 0.0f64;
-        for key in &keys {
-            let path = &key[prefix.len()..];
-            let theirs = fx.data(key);
-            assert_close(key, &values[path], theirs, rtol, 1e-7);
-            let moved = assert_moved(
-                key,
-                (&before[path], &values[path]),
-                (&ref_before[path], theirs),
-                MOVE_RTOL_PER_RTOL * rtol,
-            );
-            worst_move = worst_move.max(moved);
-            ref_before.insert(path.to_string(), theirs.to_vec());
-        }
+        let (keys, worst_move) = assert_step_state(&fx, &prefix, &values, &before, &mut ref_before, rtol);
         eprintln!("{compat} augment step {s}: worst change error {worst_move:.3} of the tolerance");
         // every parameter after step 0; parameters and BatchNorm buffers after step 1 (the
         // generated auxiliary weight apart, checked below)
@@ -142,10 +128,6 @@ pub fn two_steps<B: dropnas_core::DropnasAutodiffBackend>(device: &B::Device, rt
 /// The 3-cell augment network's parameter tensors, and its tensors with the BatchNorm buffers.
 const AUGMENT_PARAMS: usize = 156;
 const AUGMENT_STATE: usize = 238;
-
-/// The tolerance on a step's change, in units of the value tolerance (see
-/// `dropnas_search::reference`).
-const MOVE_RTOL_PER_RTOL: f64 = 100.0;
 
 #[test]
 fn imagenet_loss_and_gradients_match_pytorch() {

@@ -102,6 +102,12 @@ pub fn bench_augment_peers<B: DropnasAutodiffBackend>(
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a peer failed".into()))).collect()
     });
+    peer_times(results)
+}
+
+/// Peer 0's step times and the all-reduce's share of them, from every peer's (times, seconds in
+/// all-reduces); the first peer error, if any.
+pub fn peer_times(results: Vec<Result<(Vec<f64>, f64), String>>) -> Result<(Vec<f64>, f64), String> {
     let mut results = results.into_iter();
     let (times, in_reduce) = results.next().expect("one peer at least")?;
     for r in results {
