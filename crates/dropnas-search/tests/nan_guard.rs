@@ -1,6 +1,8 @@
 //! A loss that becomes NaN stops the search with a clear error and leaves the last good
 //! checkpoint on disk, readable and untouched.
 
+mod common;
+
 use burn::backend::{Autodiff, Flex};
 use dropnas_data::DatasetKind;
 use dropnas_search::{SearchConfig, SearchSettings, SearchTask};
@@ -9,28 +11,12 @@ use dropnas_train::run::config::Control;
 use dropnas_train::run::{RunError, RunRequest, Start, run};
 use std::path::Path;
 
-/// A small MNIST-shaped training set in IDX format (what `dropnas-data` reads).
-fn write_idx(dir: &Path, n: usize) {
-    let mut images = Vec::new();
-    images.extend(2051u32.to_be_bytes());
-    images.extend((n as u32).to_be_bytes());
-    images.extend(28u32.to_be_bytes());
-    images.extend(28u32.to_be_bytes());
-    images.extend((0..n * 784).map(|i| ((i * 2654435761usize) >> 13) as u8));
-    let mut labels = Vec::new();
-    labels.extend(2049u32.to_be_bytes());
-    labels.extend((n as u32).to_be_bytes());
-    labels.extend((0..n).map(|i| (i % 10) as u8));
-    std::fs::write(dir.join("train-images-idx3-ubyte"), images).unwrap();
-    std::fs::write(dir.join("train-labels-idx1-ubyte"), labels).unwrap();
-}
-
 #[test]
 fn a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint() {
     let root = std::env::temp_dir().join(format!("dropnas-nan-{}", std::process::id()));
     let data = root.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    write_idx(&data, 64);
+    common::write_idx(&data, 64);
     let settings = SearchSettings {
         layers: 1,
         init_channels: 2,

@@ -2,13 +2,14 @@
 //! against single-device references: the combined gradient of an uneven split, one whole step,
 //! and whole runs through the run engine whose peers must stay bit-identical.
 
+mod common;
+
 use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::tensor::{Int, Tensor, TensorData};
 use burn_collective::CollectiveConfig;
-use dropnas_core::alphas::CellType;
 use dropnas_core::dropout::{CellMask, StepMasks};
 use dropnas_core::testkit::values_by_path;
 use dropnas_core::{ParamInit, TorchCompat};
@@ -217,29 +218,12 @@ fn one_step_on_two_peers_equals_the_single_device_step() {
     // the step moved the alphas (the comparison is not of the initial values)
     let before = values_by_path(&model.alphas);
     assert!(before.iter().any(|(k, v)| v != &want.1[k]));
-    let _ = CellType::Normal;
-}
-
-/// A small MNIST-shaped training set in IDX format.
-fn write_idx(dir: &Path, n: usize) {
-    let mut images = Vec::new();
-    images.extend(2051u32.to_be_bytes());
-    images.extend((n as u32).to_be_bytes());
-    images.extend(28u32.to_be_bytes());
-    images.extend(28u32.to_be_bytes());
-    images.extend((0..n * 784).map(|i| ((i * 2654435761usize) >> 13) as u8));
-    let mut labels = Vec::new();
-    labels.extend(2049u32.to_be_bytes());
-    labels.extend((n as u32).to_be_bytes());
-    labels.extend((0..n).map(|i| (i % 10) as u8));
-    std::fs::write(dir.join("train-images-idx3-ubyte"), images).unwrap();
-    std::fs::write(dir.join("train-labels-idx1-ubyte"), labels).unwrap();
 }
 
 fn search_request(root: &Path, name: &str, batch_size: usize, samples: usize) -> RunRequest<SearchConfig> {
     let data = root.join("data");
     std::fs::create_dir_all(&data).unwrap();
-    write_idx(&data, samples);
+    common::write_idx(&data, samples);
     let settings = SearchSettings { layers: 2, init_channels: 4, batch_size, epochs: 1, ..SearchSettings::default() };
     let control = Control { data_dir: Some(data), no_download: true, workers: 0, ..Control::default() };
     RunRequest {
